@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// aotiplug::readManifest — reads a plugin's manifest from its file without loading it.
+//
+// Parses the ELF file with libelf (never dlopen), checks that it is a shared library for
+// this machine, finds the ".note.aotiplug" section and decodes the aotiplug note in it.
+// Because nothing is loaded, none of the plugin's code (static initializers included)
+// runs, whatever the file contains. Hostile files are expected: every offset is checked.
+//
+// Thread safety: the functions are reentrant. Ownership: results are plain values.
+
+#include <aotiplug/manifest.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+namespace aotiplug {
+
+// aotiplug::ManifestReadStatus — why a manifest could not be read.
+enum class ManifestReadStatus {
+  kOk,
+  kIoError,          // cannot open or read the file
+  kNotElf,           // not an ELF file at all
+  kTruncated,        // an ELF file cut short
+  kNotSharedLibrary, // ELF, but an executable/object, or for another machine or class
+  kNoManifest,       // a shared library without an aotiplug note
+  kBadManifest,      // an aotiplug note that does not decode
+};
+
+const char* manifestReadStatusName(ManifestReadStatus status) noexcept;
+
+// aotiplug::ManifestReadResult
+struct ManifestReadResult {
+  ManifestReadStatus status = ManifestReadStatus::kIoError;
+  std::string message;  // why, when status != kOk
+  std::optional<PluginManifest> manifest;
+};
+
+// Reads the manifest of the file at path.
+ManifestReadResult readManifest(const std::string& path);
+
+// Reads the manifest of an ELF image held in memory (used by the fuzzer and by tools).
+ManifestReadResult readManifestFromMemory(const void* data, std::size_t size);
+
+}  // namespace aotiplug

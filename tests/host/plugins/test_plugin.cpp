@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// One test plugin source, built in many variants (tests/host/plugins/meson.build) that
+// each break one rule, so the loader tests can check every status and reason.
+//
+//   TEST_PLUGIN_NAME / TEST_PLUGIN_PRIORITY   identity and priority for CPU
+//   TEST_PLUGIN_TRACE                         on load, create the file named by the
+//                                             environment variable AOTIPLUG_TEST_TRACE_DIR
+//   TEST_PLUGIN_THROW_ON_LOAD                 a load hook that throws
+//   TEST_PLUGIN_UNRESOLVED                    calls a function nobody defines
+//   TEST_PLUGIN_UNDECLARED                    also registers Meta, not in its manifest
+//   TEST_PLUGIN_TWICE                         registers CPU twice
+//   TEST_PLUGIN_NULL_CREATOR                  registers a creator that returns nothing
+//   TEST_PLUGIN_CREATOR_THROWS                runner constructor throws (fake_runner.h)
+#include <aotiplug/plugin.h>
+
+#include "fake_runner.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#ifndef TEST_PLUGIN_PRIORITY
+#define TEST_PLUGIN_PRIORITY aotiplug::kPriorityDefault
+#endif
+
+AOTIPLUG_PLUGIN(TEST_PLUGIN_NAME, "0.0.1", c10::DeviceType::CPU);
+
+namespace {
+
+#ifdef TEST_PLUGIN_TRACE
+void leaveTrace() {
+  const char* dir = std::getenv("AOTIPLUG_TEST_TRACE_DIR");
+  if (dir == nullptr) return;
+  const std::string path = std::string(dir) + "/" + TEST_PLUGIN_NAME + ".ran";
+  if (FILE* f = std::fopen(path.c_str(), "w")) std::fclose(f);
+}
+AOTIPLUG_ON_LOAD(leaveTrace);
+#endif
+
+#ifdef TEST_PLUGIN_THROW_ON_LOAD
+void refuseToLoad() { throw std::runtime_error("this plugin's load hook always throws"); }
+AOTIPLUG_ON_LOAD(refuseToLoad);
+#endif
+
+#ifdef TEST_PLUGIN_NULL_CREATOR
+void registerNullCreator() {
+  aotiplug::runnerRegistry().add(
+      c10::DeviceType::CPU,
+      [](const std::string&, std::size_t, const std::string&, const std::string&,
+         bool) -> aotiplug::Created<aotiplug::RunnerAbi> { return {nullptr}; },
+      aotiplug::kPriorityDefault, aotiplug::detail::pluginOrigin());
+}
+AOTIPLUG_ON_LOAD(registerNullCreator);
+#endif
+
+}  // namespace
+
+#ifdef TEST_PLUGIN_UNRESOLVED
+// `used` keeps the reference in the library, so dlopen(RTLD_NOW) must fail on it.
+extern "C" int aotiplug_test_symbol_nobody_defines(int);
+extern "C" __attribute__((used)) int aotiplug_test_use_missing_symbol(int x) {
+  return aotiplug_test_symbol_nobody_defines(x);
+}
+#endif
+
+#ifndef TEST_PLUGIN_NULL_CREATOR
+AOTIPLUG_REGISTER_RUNNER(c10::DeviceType::CPU, aotiplug_test::FakeRunner, TEST_PLUGIN_PRIORITY);
+#endif
+#ifdef TEST_PLUGIN_TWICE
+AOTIPLUG_REGISTER_RUNNER(c10::DeviceType::CPU, aotiplug_test::FakeRunner, TEST_PLUGIN_PRIORITY);
+#endif
+#ifdef TEST_PLUGIN_UNDECLARED
+AOTIPLUG_REGISTER_RUNNER(c10::DeviceType::Meta, aotiplug_test::FakeRunner);
+#endif
