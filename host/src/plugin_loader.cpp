@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include <aotiplug/host/plugin_loader.h>
 
+#include <aotiplug/elf_image_check.h>
+
 #include <aotiplug/host/manifest_reader.h>
 #include <aotiplug/host/path_trust.h>
 #include <aotiplug/registration_log.h>
@@ -221,6 +223,11 @@ PluginRecord PluginLoader::loadLocked(const std::string& requested) {
   const Compatibility verdict = checkCompatibility(*record.manifest, host_);
   if (!verdict.ok()) {
     return remember(rejected(record, fromIncompatibility(verdict.problem), verdict.message));
+  }
+
+  // dlopen would map a truncated file past its end and die of SIGBUS: refuse it first.
+  if (std::string why = checkElfImage(record.path); !why.empty()) {
+    return remember(rejected(record, PluginProblem::kTruncated, why));
   }
 
   // Load it. The lease is attached first, so a runner created while the library is still

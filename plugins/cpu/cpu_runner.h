@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// aotiplug::cpu::CpuRunner — runs AOTInductor CPU models.
+//
+// A ModelLibraryRunner (model_library_runner.h) that accepts only "cpu" device strings.
+// num_models model instances run concurrently; run_single_threaded serializes runs on one
+// instance. Thread safety: as ModelContainerRunner.
+
+#include <aotiplug/error.h>
+#include <aotiplug/model_library_runner.h>
+#include <aotiplug/runner_registry.h>
+
+#include <string>
+
+namespace aotiplug::cpu {
+
+class CpuRunner final : public ModelLibraryRunner {
+ public:
+  CpuRunner(const std::string& model_so_path, std::size_t num_models,
+            const std::string& device_str, const std::string& cubin_dir,
+            bool run_single_threaded)
+      : ModelLibraryRunner(model_so_path, num_models, checkedDevice(device_str), cubin_dir,
+                           run_single_threaded) {}
+
+ private:
+  static const std::string& checkedDevice(const std::string& device_str) {
+    if (parseDevice(device_str).type() != c10::DeviceType::CPU) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "the CPU runner serves device 'cpu' only, got '" + device_str + "'");
+    }
+    return device_str;
+  }
+};
+
+}  // namespace aotiplug::cpu

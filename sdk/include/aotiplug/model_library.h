@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// aotiplug::ModelLibrary — a binding to the C ABI of an AOTInductor model library.
+//
+// AOTInductor compiles a model into a shared library exporting the
+// AOTInductorModelContainer* functions (torch/csrc/inductor/aoti_runtime/interface.h).
+// ModelLibrary loads one such library and owns one model container in it. It is the
+// reusable, header-only piece every runner plugin builds on (CPU, CUDA, third-party):
+//  - the library is opened with dlopen(RTLD_NOW | RTLD_LOCAL); every required symbol is
+//    resolved up front and a missing one is named in the error; optional ones (the
+//    single-threaded run, freeing the inactive buffer, user-managed buffers, extracting
+//    constants, weight blobs) are feature queries (features()), refused with an error when
+//    absent, never called through a null pointer;
+//  - every non-zero return becomes an aotiplug::Error naming the function and the model
+//    file. The model library of torch <= 2.11 prints its own reason to stderr ("Error: ...")
+//    and returns 1; where a library exports AOTInductorGetLastError its text is included;
+//  - at::Tensor <-> AtenTensorHandle follow the ABI's ownership rules: input handles are
+//    new tensor objects the library steals; output handles are stolen by us; on a failed
+//    call any output handle already written is freed;
+//  - the container is deleted, and the library closed, exactly once, in the destructor;
+//  - a model whose extern-kernel file (<model>.json beside the .so) lists kernels needs
+//    LibTorch's proxy executor, which torch 2.11 does not export to C++ programs: such a
+//    model is refused with an error saying so, never run without it.
+//
+// This is the raw binding: it checks only what would otherwise crash the library (input
+// count, undefined tensors). Validation of constants and inputs is the runner's job
+// (ModelLibraryRunner).
+//
+// Ownership: owns the library handle and the container; tensors returned by run() are the
+// caller's. extractConstantsMap() returns views of the container's memory, valid while
+// the ModelLibrary lives.
+// Thread safety: run() may be called concurrently (the container serializes what it
+// must); the constant-buffer calls must not run concurrently with each other — callers
+// serialize them (ModelLibraryRunner does).
+
+#include <aotiplug/elf_image_check.h>
+#include <aotiplug/error.h>
+#include <aotiplug/model_info.h>
+#include <aotiplug/runner.h>
+#include <aotiplug/status.h>
+
+#include <ATen/Tensor.h>
+#include <boost/dll/shared_library.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/csrc/inductor/aoti_runtime/interface.h>
+#include <torch/csrc/inductor/aoti_torch/c/shim.h>
+#include <torch/csrc/inductor/aoti_torch/tensor_converter.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace aotiplug {
+
+// aotiplug::ModelLibrary
+class ModelLibrary {
+ public:
+  // Loads the library at model_so_path and creates a container of num_models model
+  // instances for device_str. cubin_dir: where the CUDA kernels are (empty: none).
+  ModelLibrary(const std::string& model_so_path, std::size_t num_models,
+               const std::string& device_str, const std::string& cubin_dir);
+  ~ModelLibrary();
+  ModelLibrary(const ModelLibrary&) = delete;
+  ModelLibrary& operator=(const ModelLibrary&) = delete;
+
+  const std::string& path() const noexcept { return path_; }
+  const RunnerFeatures& features() const noexcept { return features_; }
+
+  // ---- what the model says about itself ----
+  std::size_t numInputs() const { return count(fns_.get_num_inputs, "GetNumInputs"); }
+  std::size_t numOutputs() const { return count(fns_.get_num_outputs, "GetNumOutputs"); }
+  std::vector<std::string> inputNames() const;
+  std::vector<std::string> outputNames() const;
+  std::pair<std::string, std::string> callSpec() const;
+  // Every constant, including folded ones; sizes left empty (see constantSizes()).
+  std::vector<ConstantInfo> constants() const;
+
+  // The AOTI metadata beside the library (<stem>_metadata.json, written by AOTInductor:
+  // AOTI_DEVICE_KEY, and anything given as aot_inductor.metadata). Empty when absent.
+  std::unordered_map<std::string, std::string> metadata() const;
+
+  // ---- running ----
+  // Runs the model. single_threaded uses AOTInductorModelContainerRunSingleThreaded
+  // (features().run_single_threaded), which takes no lock: the caller serializes.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, void* stream_handle,
+                              bool single_threaded);
+
+  // ---- constant buffers (see ModelContainerRunner for the semantics) ----
+  // `constants` is keyed by AOTI constant name; the tensors are borrowed for the call
+  // (with user_managed, for as long as the buffer uses them: the caller keeps them).
+  void updateConstantBuffer(const ConstantMap& constants, bool use_inactive,
+                            bool validate_full_update, bool user_managed);
+  void runConstantFolding(bool use_inactive, void* stream_handle);
+  void swapConstantBuffer();
+  void freeInactiveConstantBuffer();
+  // Keyed by original FQN; folded constants left out. Views of the container's memory.
+  ConstantMap extractConstantsMap(bool use_inactive) const;
+  std::uint64_t constantsBlobSize() const;
+  void updateConstantsFromBlob(const void* blob, std::size_t size);
+
+ private:
+  using RunFn = decltype(&AOTInductorModelContainerRun);
+  using CountFn = decltype(&AOTInductorModelContainerGetNumInputs);
+  using NameFn = decltype(&AOTInductorModelContainerGetInputName);
+  using LastErrorFn = AOTIRuntimeError (*)(const char**);
+
+  struct Functions {
+    decltype(&AOTInductorModelContainerCreateWithDevice) create = nullptr;
+    decltype(&AOTInductorModelContainerDelete) destroy = nullptr;
+    RunFn run = nullptr;
+    RunFn run_single_threaded = nullptr;
+    CountFn get_num_inputs = nullptr;
+    CountFn get_num_outputs = nullptr;
+    NameFn get_input_name = nullptr;
+    NameFn get_output_name = nullptr;
+    decltype(&AOTInductorModelContainerGetNumConstants) get_num_constants = nullptr;
+    decltype(&AOTInductorModelContainerGetConstantName) get_constant_name = nullptr;
+    decltype(&AOTInductorModelContainerGetConstantOriginalFQN) get_constant_fqn = nullptr;
+    decltype(&AOTInductorModelContainerGetConstantDtype) get_constant_dtype = nullptr;
+    decltype(&AOTInductorModelContainerGetConstantFromFolded) get_constant_from_folded = nullptr;
+    decltype(&AOTInductorModelContainerGetConstantType) get_constant_type = nullptr;
+    decltype(&AOTInductorModelContainerGetConstantDataSize) get_constant_data_size = nullptr;
+    decltype(&AOTInductorModelContainerUpdateConstantBuffer) update_constant_buffer = nullptr;
+    decltype(&AOTInductorModelContainerUpdateUserManagedConstantBuffer)
+        update_user_managed_constant_buffer = nullptr;
+    decltype(&AOTInductorModelContainerRunConstantFolding) run_constant_folding = nullptr;
+    decltype(&AOTInductorModelContainerSwapConstantBuffer) swap_constant_buffer = nullptr;
+    decltype(&AOTInductorModelContainerFreeInactiveConstantBuffer)
+        free_inactive_constant_buffer = nullptr;
+    decltype(&AOTInductorModelContainerExtractConstantsMap) extract_constants_map = nullptr;
+    decltype(&AOTInductorModelContainerGetConstantsBlobSize) get_constants_blob_size = nullptr;
+    decltype(&AOTInductorModelUpdateConstantsFromBlob) update_constants_from_blob = nullptr;
+    decltype(&AOTInductorModelContainerGetCallSpec) get_call_spec = nullptr;
+    LastErrorFn get_last_error = nullptr;  // newest torch only
+  };
+
+  template <class Fn>
+  void resolve(Fn& fn, const std::string& name, std::vector<std::string>* missing) {
+    if (library_.has(name)) {
+      fn = library_.get<std::remove_pointer_t<Fn>>(name);
+    } else if (missing != nullptr) {
+      missing->push_back(name);
+    }
+  }
+
+  // Throws Error(kModelError) naming the call and the model unless code is success.
+  void check(AOTIRuntimeError code, const char* function) const;
+  [[noreturn]] void missingFeature(const char* function, const char* purpose) const;
+  std::size_t count(CountFn fn, const char* name) const;
+  void refuseExternKernels() const;
+
+  std::string path_;
+  boost::dll::shared_library library_;
+  Functions fns_;
+  RunnerFeatures features_;
+  AOTInductorModelContainerHandle container_ = nullptr;
+  std::size_t num_inputs_ = 0;
+  std::size_t num_outputs_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------
+
+namespace detail {
+
+// Frees output handles a failed run may have written (each distinct handle once).
+inline void freeTensorHandles(std::vector<AtenTensorHandle>& handles) noexcept {
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    if (handles[i] == nullptr) continue;
+    AtenTensorHandle h = handles[i];
+    for (std::size_t j = i; j < handles.size(); ++j) {
+      if (handles[j] == h) handles[j] = nullptr;
+    }
+    aoti_torch_delete_tensor_object(h);
+  }
+}
+
+}  // namespace detail
+
+inline ModelLibrary::ModelLibrary(const std::string& model_so_path, std::size_t num_models,
+                                  const std::string& device_str,
+                                  const std::string& cubin_dir)
+    : path_(model_so_path) {
+  if (num_models == 0) {
+    throw Error(StatusCode::kInvalidArgument,
+                "model " + path_ + ": num_models must be at least 1, got 0");
+  }
+  std::error_code exists_error;
+  if (!std::filesystem::is_regular_file(path_, exists_error)) {
+    throw Error(StatusCode::kNotFound, "model library " + path_ + " does not exist");
+  }
+  if (std::string why = checkElfImage(path_); !why.empty()) {
+    throw Error(StatusCode::kModelError, "cannot load model library " + path_ + ": " + why);
+  }
+  try {
+    namespace mode = boost::dll::load_mode;
+    library_.load(boost::dll::fs::path(path_), mode::rtld_now | mode::rtld_local);
+  } catch (const std::exception& e) {
+    throw Error(StatusCode::kModelError,
+                "cannot load model library " + path_ + ": " + e.what());
+  }
+
+  std::vector<std::string> missing;
+  auto container = [](const char* suffix) {
+    return std::string("AOTInductorModelContainer") + suffix;
+  };
+  resolve(fns_.create, container("CreateWithDevice"), &missing);
+  resolve(fns_.destroy, container("Delete"), &missing);
+  resolve(fns_.get_num_inputs, container("GetNumInputs"), &missing);
+  resolve(fns_.get_num_outputs, container("GetNumOutputs"), &missing);
+  resolve(fns_.get_input_name, container("GetInputName"), &missing);
+  resolve(fns_.get_output_name, container("GetOutputName"), &missing);
+  resolve(fns_.get_num_constants, container("GetNumConstants"), &missing);
+  resolve(fns_.get_constant_name, container("GetConstantName"), &missing);
+  resolve(fns_.get_constant_fqn, container("GetConstantOriginalFQN"), &missing);
+  resolve(fns_.get_constant_dtype, container("GetConstantDtype"), &missing);
+  resolve(fns_.update_constant_buffer, container("UpdateConstantBuffer"), &missing);
+  resolve(fns_.run_constant_folding, container("RunConstantFolding"), &missing);
+  resolve(fns_.swap_constant_buffer, container("SwapConstantBuffer"), &missing);
+  resolve(fns_.get_call_spec, container("GetCallSpec"), &missing);
+  // Run and RunSingleThreaded: at least one must exist; which is needed depends on the mode.
+  resolve(fns_.run, container("Run"), nullptr);
+  resolve(fns_.run_single_threaded, container("RunSingleThreaded"), nullptr);
+  if (fns_.run == nullptr && fns_.run_single_threaded == nullptr) {
+    missing.push_back("AOTInductorModelContainerRun");
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    throw Error(StatusCode::kModelError,
+                "model library " + path_ +
+                    " is not an AOTInductor model library (or one of an unsupported "
+                    "version): it does not export " +
+                    list);
+  }
+  // Optional parts: feature queries.
+  resolve(fns_.get_constant_from_folded, container("GetConstantFromFolded"), nullptr);
+  resolve(fns_.get_constant_type, container("GetConstantType"), nullptr);
+  resolve(fns_.get_constant_data_size, container("GetConstantDataSize"), nullptr);
+  resolve(fns_.update_user_managed_constant_buffer,
+          container("UpdateUserManagedConstantBuffer"), nullptr);
+  resolve(fns_.free_inactive_constant_buffer,
+          container("FreeInactiveConstantBuffer"), nullptr);
+  resolve(fns_.extract_constants_map, container("ExtractConstantsMap"), nullptr);
+  resolve(fns_.get_constants_blob_size, container("GetConstantsBlobSize"), nullptr);
+  resolve(fns_.update_constants_from_blob, "AOTInductorModelUpdateConstantsFromBlob", nullptr);
+  resolve(fns_.get_last_error, "AOTInductorGetLastError", nullptr);
+  features_.run_single_threaded = fns_.run_single_threaded != nullptr;
+  features_.free_inactive_constant_buffer = fns_.free_inactive_constant_buffer != nullptr;
+  features_.user_managed_constant_buffer = fns_.update_user_managed_constant_buffer != nullptr;
+  features_.extract_constants_map = fns_.extract_constants_map != nullptr;
+  features_.constants_blob =
+      fns_.get_constants_blob_size != nullptr && fns_.update_constants_from_blob != nullptr;
+
+  refuseExternKernels();
+
+  AOTInductorModelContainerHandle handle = nullptr;
+  try {
+    check(fns_.create(&handle, num_models, device_str.c_str(),
+                      cubin_dir.empty() ? nullptr : cubin_dir.c_str()),
+          "CreateWithDevice");
+  } catch (const Error& e) {
+    throw Error(e.code(), std::string(e.what()) + " (device '" + device_str + "', " +
+                              std::to_string(num_models) + " model instance(s))");
+  }
+  container_ = handle;
+  num_inputs_ = numInputs();
+  num_outputs_ = numOutputs();
+}
+
+inline ModelLibrary::~ModelLibrary() {
+  if (container_ != nullptr) {
+    // A destructor must not throw; a failing Delete only leaks the container.
+    fns_.destroy(container_);
+    container_ = nullptr;
+  }
+  // library_ closes the library after this, exactly once.
+}
+
+inline void ModelLibrary::check(AOTIRuntimeError code, const char* function) const {
+  if (code == AOTI_RUNTIME_SUCCESS) return;
+  const std::string name = std::string(function).rfind("AOTInductor", 0) == 0
+                               ? std::string(function)
+                               : std::string("AOTInductorModelContainer") + function;
+  std::string message = name + " failed for model " + path_;
+  const char* text = nullptr;
+  if (fns_.get_last_error != nullptr && fns_.get_last_error(&text) == AOTI_RUNTIME_SUCCESS &&
+      text != nullptr && *text != '\0') {
+    message += ": ";
+    message += text;
+  } else {
+    message += " (the model library printed its reason to stderr)";
+  }
+  throw Error(StatusCode::kModelError, message);
+}
+
+inline void ModelLibrary::missingFeature(const char* function, const char* purpose) const {
+  throw Error(StatusCode::kFailedPrecondition,
+              "model library " + path_ + " does not export " + function + ", needed to " +
+                  purpose + " (compiled by an older torch?)");
+}
+
+inline std::size_t ModelLibrary::count(CountFn fn, const char* name) const {
+  std::size_t n = 0;
+  check(fn(container_, &n), name);
+  return n;
+}
+
+inline void ModelLibrary::refuseExternKernels() const {
+  std::filesystem::path json = path_;
+  json.replace_extension(".json");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(json, ec)) return;
+  std::size_t kernels = 0;
+  std::string first;
+  try {
+    std::ifstream in(json);
+    const nlohmann::json doc = nlohmann::json::parse(in);
+    if (doc.contains("nodes") && doc["nodes"].is_array()) {
+      kernels = doc["nodes"].size();
+      if (kernels > 0) {
+        const auto& node = doc["nodes"][0];
+        if (node.contains("node") && node["node"].contains("target")) {
+          first = node["node"]["target"].get<std::string>();
+        } else if (node.contains("name")) {
+          first = node["name"].get<std::string>();
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    throw Error(StatusCode::kModelError, "cannot read the extern-kernel file " +
+                                             json.string() + " of model " + path_ + ": " +
+                                             e.what());
+  }
+  if (kernels == 0) return;
+  throw Error(StatusCode::kFailedPrecondition,
+              "model " + path_ + " calls " + std::to_string(kernels) +
+                  " extern kernel(s)" + (first.empty() ? "" : " (first: " + first + ")") +
+                  " listed in " + json.string() +
+                  "; these run through LibTorch's proxy executor "
+                  "(torch::aot_inductor::OSSProxyExecutor), which this LibTorch does not "
+                  "export to C++ programs. aotiplug refuses to run the model without it");
+}
+
+inline std::unordered_map<std::string, std::string> ModelLibrary::metadata() const {
+  std::filesystem::path file = path_;
+  file.replace_extension();
+  file += "_metadata.json";
+  std::unordered_map<std::string, std::string> out;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return out;
+  try {
+    std::ifstream in(file);
+    const nlohmann::json doc = nlohmann::json::parse(in);
+    for (auto it = doc.begin(); it != doc.end(); ++it) {
+      if (it->is_string()) out.emplace(it.key(), it->get<std::string>());
+    }
+  } catch (const std::exception& e) {
+    throw Error(StatusCode::kModelError,
+                "cannot read the metadata " + file.string() + " of model " + path_ + ": " + e.what());
+  }
+  return out;
+}
+
+inline std::vector<std::string> ModelLibrary::inputNames() const {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < num_inputs_; ++i) {
+    const char* name = nullptr;
+    check(fns_.get_input_name(container_, i, &name), "GetInputName");
+    names.emplace_back(name != nullptr ? name : "");
+  }
+  return names;
+}
+
+inline std::vector<std::string> ModelLibrary::outputNames() const {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < num_outputs_; ++i) {
+    const char* name = nullptr;
+    check(fns_.get_output_name(container_, i, &name), "GetOutputName");
+    names.emplace_back(name != nullptr ? name : "");
+  }
+  return names;
+}
+
+inline std::pair<std::string, std::string> ModelLibrary::callSpec() const {
+  const char* in = nullptr;
+  const char* out = nullptr;
+  check(fns_.get_call_spec(container_, &in, &out), "GetCallSpec");
+  return {in != nullptr ? in : "", out != nullptr ? out : ""};
+}
+
+inline std::vector<ConstantInfo> ModelLibrary::constants() const {
+  std::size_t n = 0;
+  check(fns_.get_num_constants(container_, &n), "GetNumConstants");
+  std::vector<ConstantInfo> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ConstantInfo& c = out[i];
+    const char* text = nullptr;
+    check(fns_.get_constant_name(container_, i, &text), "GetConstantName");
+    c.name = text != nullptr ? text : "";
+    text = nullptr;
+    check(fns_.get_constant_fqn(container_, i, &text), "GetConstantOriginalFQN");
+    c.original_fqn = text != nullptr ? text : "";
+    std::int32_t dtype = 0;
+    check(fns_.get_constant_dtype(container_, i, &dtype), "GetConstantDtype");
+    c.dtype = static_cast<c10::ScalarType>(dtype);
+    if (fns_.get_constant_from_folded != nullptr) {
+      bool folded = false;
+      check(fns_.get_constant_from_folded(container_, i, &folded), "GetConstantFromFolded");
+      c.from_folded = folded;
+    }
+    if (fns_.get_constant_type != nullptr) {
+      std::int32_t type = 0;
+      check(fns_.get_constant_type(container_, i, &type), "GetConstantType");
+      c.kind = static_cast<ConstantKind>(type);
+    }
+    if (fns_.get_constant_data_size != nullptr) {
+      std::size_t size = 0;
+      check(fns_.get_constant_data_size(container_, i, &size), "GetConstantDataSize");
+      c.data_size = size;
+    }
+  }
+  return out;
+}
+
+inline std::vector<at::Tensor> ModelLibrary::run(const std::vector<at::Tensor>& inputs,
+                                                 void* stream_handle, bool single_threaded) {
+  RunFn fn = single_threaded ? fns_.run_single_threaded : fns_.run;
+  if (fn == nullptr) {
+    missingFeature(single_threaded ? "AOTInductorModelContainerRunSingleThreaded"
+                                   : "AOTInductorModelContainerRun",
+                   single_threaded ? "run single-threaded" : "run on several threads");
+  }
+  // The library checks the count outside its exception guard (the throw would cross its
+  // C ABI) and dereferences every handle: check both here.
+  if (inputs.size() != num_inputs_) {
+    throw Error(StatusCode::kInvalidArgument,
+                "model " + path_ + " takes " + std::to_string(num_inputs_) + " input(s), got " +
+                    std::to_string(inputs.size()));
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + path_ + ": input " + std::to_string(i) + " is an undefined tensor");
+    }
+  }
+  // New tensor objects sharing the inputs' storage; the library steals (and frees) them.
+  std::vector<AtenTensorHandle> input_handles =
+      torch::aot_inductor::unsafe_alloc_new_handles_from_tensors(inputs);
+  std::vector<AtenTensorHandle> output_handles(num_outputs_, nullptr);
+  const AOTIRuntimeError code =
+      fn(container_, input_handles.data(), input_handles.size(), output_handles.data(),
+         output_handles.size(), reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
+         /*proxy_executor_handle=*/nullptr);
+  if (code != AOTI_RUNTIME_SUCCESS) {
+    detail::freeTensorHandles(output_handles);
+    check(code, single_threaded ? "RunSingleThreaded" : "Run");
+  }
+  return torch::aot_inductor::alloc_tensors_by_stealing_from_handles(output_handles.data(),
+                                                                     output_handles.size());
+}
+
+inline void ModelLibrary::updateConstantBuffer(const ConstantMap& constants, bool use_inactive,
+                                               bool validate_full_update, bool user_managed) {
+  if (user_managed && fns_.update_user_managed_constant_buffer == nullptr) {
+    missingFeature("AOTInductorModelContainerUpdateUserManagedConstantBuffer",
+                   "use constants in place (user-managed buffers)");
+  }
+  // The ABI's map type: name -> handle. Handles point at the caller's tensor objects,
+  // which the library only borrows (copies from them, or keeps them when user-managed).
+  std::unordered_map<std::string, AtenTensorHandle> handles;
+  handles.reserve(constants.size());
+  for (const auto& [name, tensor] : constants) {
+    handles.emplace(name, reinterpret_cast<AtenTensorHandle>(const_cast<at::Tensor*>(&tensor)));
+  }
+  auto* map = reinterpret_cast<AOTInductorConstantMapHandle>(&handles);
+  if (user_managed) {
+    check(fns_.update_user_managed_constant_buffer(container_, map, use_inactive,
+                                                   validate_full_update),
+          "UpdateUserManagedConstantBuffer");
+  } else {
+    check(fns_.update_constant_buffer(container_, map, use_inactive, validate_full_update),
+          "UpdateConstantBuffer");
+  }
+}
+
+inline void ModelLibrary::runConstantFolding(bool use_inactive, void* stream_handle) {
+  check(fns_.run_constant_folding(container_, use_inactive,
+                                  reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
+                                  /*proxy_executor_handle=*/nullptr),
+        "RunConstantFolding");
+}
+
+inline void ModelLibrary::swapConstantBuffer() {
+  check(fns_.swap_constant_buffer(container_), "SwapConstantBuffer");
+}
+
+inline void ModelLibrary::freeInactiveConstantBuffer() {
+  if (fns_.free_inactive_constant_buffer == nullptr) {
+    missingFeature("AOTInductorModelContainerFreeInactiveConstantBuffer",
+                   "free the inactive constant buffer");
+  }
+  check(fns_.free_inactive_constant_buffer(container_), "FreeInactiveConstantBuffer");
+}
+
+inline ConstantMap ModelLibrary::extractConstantsMap(bool use_inactive) const {
+  if (fns_.extract_constants_map == nullptr) {
+    missingFeature("AOTInductorModelContainerExtractConstantsMap", "read constants back");
+  }
+  std::unordered_map<std::string, AtenTensorHandle> handles;
+  check(fns_.extract_constants_map(container_,
+                                   reinterpret_cast<AOTInductorConstantMapHandle>(&handles),
+                                   use_inactive),
+        "ExtractConstantsMap");
+  ConstantMap out;
+  out.reserve(handles.size());
+  for (const auto& [fqn, handle] : handles) {
+    // Borrowed handles into the container's map: copy the tensor object (shares storage).
+    if (handle != nullptr) out.emplace(fqn, *reinterpret_cast<at::Tensor*>(handle));
+  }
+  return out;
+}
+
+inline std::uint64_t ModelLibrary::constantsBlobSize() const {
+  if (fns_.get_constants_blob_size == nullptr) {
+    missingFeature("AOTInductorModelContainerGetConstantsBlobSize", "load a weights blob");
+  }
+  std::uint64_t size = 0;
+  check(fns_.get_constants_blob_size(container_, &size), "GetConstantsBlobSize");
+  return size;
+}
+
+inline void ModelLibrary::updateConstantsFromBlob(const void* blob, std::size_t size) {
+  if (fns_.update_constants_from_blob == nullptr) {
+    missingFeature("AOTInductorModelUpdateConstantsFromBlob", "load a weights blob");
+  }
+  const std::uint64_t expected = constantsBlobSize();
+  if (size < expected) {
+    throw Error(StatusCode::kInvalidArgument,
+                "weights blob for model " + path_ + " holds " + std::to_string(size) +
+                    " bytes, the model needs " + std::to_string(expected));
+  }
+  check(fns_.update_constants_from_blob(container_, static_cast<const std::uint8_t*>(blob)), "AOTInductorModelUpdateConstantsFromBlob");
+}
+
+}  // namespace aotiplug

@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// aotiplug::ModelLibraryRunner — a ModelContainerRunner over a ModelLibrary.
+//
+// The shared implementation of the CPU and CUDA runners, and the natural base for a
+// third-party runner: derive, check the device string in the constructor, and override
+// run() when the device needs a guard or a stream (see plugins/cuda).
+//
+// What it adds to the raw binding (model_library.h), beyond upstream's runner:
+//  - constants are validated before the model library sees them: known name, not a folded
+//    constant, dtype, sizes (or byte size where the sizes are unknown), device; a mismatch
+//    is refused with a message naming the constant, and the buffer is left untouched
+//    (upstream copies whatever bytes it is given);
+//  - tensors that are views or non-contiguous are copied into compact tensors first (the
+//    model library copies storage bytes from the data pointer, which is only right for a
+//    compact tensor);
+//  - with user-managed buffers every tensor the library points to is kept alive by the
+//    runner, including values it would otherwise borrow from the other buffer;
+//  - it tracks both buffers' states: swapping to a buffer that was never loaded, running
+//    without any weights (a model compiled without its constants), or reading a freed
+//    buffer are refused with an explanation instead of failing inside the library;
+//  - locking: run() takes a shared lock (an exclusive one when single-threaded, since the
+//    library's single-threaded run takes none); constant-buffer calls are serialized
+//    against each other, and those that touch the active buffer wait for runs to finish.
+//
+// Ownership: owns its ModelLibrary. Thread safety: as ModelContainerRunner.
+
+#include <aotiplug/error.h>
+#include <aotiplug/model_library.h>
+#include <aotiplug/runner.h>
+#include <aotiplug/runner_registry.h>
+
+#include <ATen/ops/empty_like.h>
+#include <c10/core/Device.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace aotiplug {
+
+// aotiplug::ModelLibraryRunner
+class ModelLibraryRunner : public ModelContainerRunner {
+ public:
+  ModelLibraryRunner(const std::string& model_so_path, std::size_t num_models,
+                     const std::string& device_str, const std::string& cubin_dir,
+                     bool run_single_threaded);
+
+  const ModelInfo& info() const noexcept override { return info_; }
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs,
+                              void* stream_handle = nullptr) override;
+  ConstantMap extract_constants_map(bool use_inactive) const override;
+  void update_constant_buffer(const ConstantMap& constants, bool use_inactive,
+                              bool validate_full_update, bool user_managed = false) override;
+  void run_const_fold(bool use_inactive, void* stream_handle = nullptr) override;
+  void swap_constant_buffer() override;
+  void free_inactive_constant_buffer() override;
+  void update_constants_from_blob(const void* blob, std::size_t size) override;
+
+ protected:
+  // The device this runner was created for.
+  const c10::Device& device() const noexcept { return device_; }
+  ModelLibrary& library() noexcept { return *library_; }
+
+  // Runs on the already-resolved stream; derived runners wrap it with device guards.
+  std::vector<at::Tensor> runOnStream(const std::vector<at::Tensor>& inputs, void* stream);
+  void foldOnStream(bool use_inactive, void* stream);
+
+ private:
+  enum class BufferState : std::uint8_t { kEmpty, kLoaded, kFolded };
+
+  int activeIndex() const noexcept { return active_.load(std::memory_order_acquire); }
+  int targetIndex(bool use_inactive) const noexcept {
+    return use_inactive ? 1 - activeIndex() : activeIndex();
+  }
+  BufferState state(int index) const noexcept { return states_[index].load(); }
+  std::string describeConstant(const ConstantInfo& c) const;
+  // Validates and normalizes one update; returns the map to hand to the library.
+  ConstantMap prepareUpdate(const ConstantMap& constants, bool use_inactive,
+                            bool validate_full_update, bool user_managed);
+  at::Tensor compact(const at::Tensor& t) const;
+
+  std::unique_ptr<ModelLibrary> library_;
+  c10::Device device_;
+  ModelInfo info_;
+  bool single_threaded_;
+
+  mutable std::shared_mutex run_mutex_;  // run(): shared; active-buffer changes: exclusive
+  mutable std::mutex weights_mutex_;     // serializes the constant-buffer calls
+  std::array<std::atomic<BufferState>, 2> states_{};
+  std::atomic<int> active_{0};
+  std::array<ConstantMap, 2> retained_;  // user-managed tensors each buffer points to
+};
+
+// ---------------------------------------------------------------------------------------
+
+inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
+                                              std::size_t num_models,
+                                              const std::string& device_str,
+                                              const std::string& cubin_dir,
+                                              bool run_single_threaded)
+    : device_(parseDevice(device_str)), single_threaded_(run_single_threaded) {
+  if (num_models == 0) {
+    throw Error(StatusCode::kInvalidArgument,
+                "model " + model_so_path + ": num_models must be at least 1, got 0");
+  }
+  if (run_single_threaded && num_models != 1) {
+    throw Error(StatusCode::kInvalidArgument,
+                "model " + model_so_path +
+                    ": run_single_threaded needs num_models == 1 (it runs one model "
+                    "instance without locks), got " +
+                    std::to_string(num_models));
+  }
+  library_ = std::make_unique<ModelLibrary>(model_so_path, num_models, device_str, cubin_dir);
+  if (run_single_threaded && !library_->features().run_single_threaded) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "model library " + model_so_path +
+                    " does not export AOTInductorModelContainerRunSingleThreaded, needed for "
+                    "run_single_threaded (compiled by torch < 2.7?)");
+  }
+  info_.model_path = model_so_path;
+  info_.device = device_str;
+  info_.num_models = num_models;
+  info_.run_single_threaded = run_single_threaded;
+  info_.input_names = library_->inputNames();
+  info_.output_names = library_->outputNames();
+  std::tie(info_.in_spec, info_.out_spec) = library_->callSpec();
+  info_.constants = library_->constants();
+  info_.features = library_->features();
+
+  // Sizes of the constants, and whether the .so brought its weights, from the active buffer.
+  BufferState initial = BufferState::kLoaded;
+  if (info_.features.extract_constants_map) {
+    const ConstantMap active = library_->extractConstantsMap(/*use_inactive=*/false);
+    bool any_needed = false;
+    bool any_present = false;
+    for (ConstantInfo& c : info_.constants) {
+      if (c.from_folded) continue;
+      auto it = active.find(c.original_fqn);
+      if (it != active.end() && it->second.defined()) {
+        c.sizes = it->second.sizes().vec();
+        any_present = true;
+      }
+      if (c.data_size > 0) any_needed = true;
+    }
+    if (any_needed && !any_present) initial = BufferState::kEmpty;
+  }
+  // Sizes the buffer cannot tell (weights compiled outside the .so): from the constant
+  // specs aotiplug's packager records in the AOTI metadata, when present.
+  const auto metadata = library_->metadata();
+  if (auto it = metadata.find("aotiplug.constants"); it != metadata.end()) {
+    const nlohmann::json specs = nlohmann::json::parse(it->second, nullptr, false);
+    for (ConstantInfo& c : info_.constants) {
+      if (!c.sizes.empty() || c.from_folded || !specs.is_object()) continue;
+      auto spec = specs.find(c.original_fqn);
+      if (spec != specs.end() && spec->contains("sizes") && (*spec)["sizes"].is_array()) {
+        c.sizes = (*spec)["sizes"].get<std::vector<std::int64_t>>();
+      }
+    }
+  }
+  states_[0] = initial;
+  states_[1] = BufferState::kEmpty;
+}
+
+inline std::vector<at::Tensor> ModelLibraryRunner::run(const std::vector<at::Tensor>& inputs,
+                                                       void* stream_handle) {
+  return runOnStream(inputs, stream_handle);
+}
+
+inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
+    const std::vector<at::Tensor>& inputs, void* stream) {
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const at::Tensor& t = inputs[i];
+    if (t.defined() && t.device().type() != device_.type()) {
+      const std::string name = i < info_.input_names.size() ? info_.input_names[i] : "?";
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + info_.model_path + ": input " + std::to_string(i) + " (" + name +
+                      ") is on " + t.device().str() + ", expected " +
+                      c10::DeviceTypeName(device_.type(), true));
+    }
+  }
+  auto run_locked = [&] {
+    if (state(activeIndex()) == BufferState::kEmpty) {
+      throw Error(StatusCode::kFailedPrecondition,
+                  "model " + info_.model_path +
+                      " has no weights loaded: its constants are not inside the model "
+                      "library (compiled with aot_inductor.package_constants_in_so=False?). "
+                      "Load them with update_constant_buffer first");
+    }
+    std::vector<at::Tensor> out = library_->run(inputs, stream, single_threaded_);
+    // The library folds a loaded buffer lazily on its first run.
+    BufferState expected = BufferState::kLoaded;
+    states_[activeIndex()].compare_exchange_strong(expected, BufferState::kFolded);
+    return out;
+  };
+  if (single_threaded_) {
+    std::unique_lock<std::shared_mutex> lock(run_mutex_);
+    return run_locked();
+  }
+  std::shared_lock<std::shared_mutex> lock(run_mutex_);
+  return run_locked();
+}
+
+inline ConstantMap ModelLibraryRunner::extract_constants_map(bool use_inactive) const {
+  std::lock_guard<std::mutex> lock(weights_mutex_);
+  if (state(targetIndex(use_inactive)) == BufferState::kEmpty) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "model " + info_.model_path + ": the " +
+                    (use_inactive ? "inactive" : "active") +
+                    " constant buffer holds no constants");
+  }
+  return library_->extractConstantsMap(use_inactive);
+}
+
+inline std::string ModelLibraryRunner::describeConstant(const ConstantInfo& c) const {
+  std::ostringstream os;
+  os << "constant '" << c.original_fqn << "'";
+  if (c.name != c.original_fqn) os << " (AOTI name '" << c.name << "')";
+  return os.str();
+}
+
+inline at::Tensor ModelLibraryRunner::compact(const at::Tensor& t) const {
+  const bool is_compact = t.is_contiguous() && t.storage_offset() == 0 &&
+                          t.storage().nbytes() == t.nbytes();
+  if (is_compact) return t;
+  return at::empty_like(t, at::MemoryFormat::Contiguous).copy_(t);
+}
+
+inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constants,
+                                                     bool use_inactive,
+                                                     bool validate_full_update,
+                                                     bool user_managed) {
+  const std::string& model = info_.model_path;
+  ConstantMap prepared;
+  prepared.reserve(constants.size());
+  for (const auto& [name, tensor] : constants) {
+    const ConstantInfo* c = info_.findConstant(name);
+    if (c == nullptr) {
+      std::string known;
+      for (const ConstantInfo& k : info_.constants) {
+        if (!k.from_folded) known += (known.empty() ? "" : ", ") + k.name;
+      }
+      throw Error(StatusCode::kNotFound, "model " + model + " has no constant named '" + name +
+                                             "'; its constants are: " + known);
+    }
+    if (c->from_folded) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + model + ": " + describeConstant(*c) +
+                      " is produced by constant folding and cannot be set");
+    }
+    if (!tensor.defined()) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + model + ": " + describeConstant(*c) + " is an undefined tensor");
+    }
+    std::ostringstream expected;
+    expected << c10::toString(c->dtype) << " ";
+    if (!c->sizes.empty() || c->data_size == 0) {
+      expected << c10::IntArrayRef(c->sizes);
+    } else {
+      expected << "(" << c->data_size << " bytes)";
+    }
+    const bool dtype_ok = tensor.scalar_type() == c->dtype;
+    // Without known sizes only the byte size can be checked; the model library pads it
+    // to its constant alignment (64 bytes).
+    auto padded = [](std::size_t n) { return (n + 63) / 64 * 64; };
+    const bool sizes_ok =
+        !c->sizes.empty() ? tensor.sizes().vec() == c->sizes
+                          : padded(static_cast<std::size_t>(tensor.nbytes())) == padded(c->data_size);
+    if (!dtype_ok || !sizes_ok || tensor.device().type() != device_.type()) {
+      std::ostringstream got;
+      got << c10::toString(tensor.scalar_type()) << " " << tensor.sizes() << " on "
+          << tensor.device();
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + model + ": " + describeConstant(*c) + " expects " +
+                      expected.str() + " on " + c10::DeviceTypeName(device_.type(), true) +
+                      ", got " + got.str());
+    }
+    prepared.emplace(name, compact(tensor));
+  }
+
+  const int target = targetIndex(use_inactive);
+  const int source = 1 - target;
+  ConstantMap source_values;  // lazily read: the other buffer's constants, by FQN
+  bool source_read = false;
+  for (const ConstantInfo& c : info_.constants) {
+    if (c.from_folded || prepared.count(c.name) != 0) continue;
+    if (validate_full_update && c.requiredInFullUpdate()) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + model + ": a full update must supply " + describeConstant(c) +
+                      " (" + constantKindName(c.kind) + ")");
+    }
+    // For the inactive buffer the library fills what is left out from the active buffer —
+    // by copy, or by borrowing a pointer when user-managed. Provide it ourselves instead
+    // where borrowing could dangle, and refuse where there is nothing to take it from.
+    if (!use_inactive || c.data_size == 0) continue;
+    const bool fallback_kind = c.kind == ConstantKind::kBuffer ||
+                               c.kind == ConstantKind::kTensorConstant;
+    if (!fallback_kind) continue;
+    if (state(source) == BufferState::kEmpty) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + model + ": " + describeConstant(c) +
+                      " was not supplied and the active buffer has no value to copy");
+    }
+    if (user_managed && info_.features.extract_constants_map) {
+      if (!source_read) {
+        source_values = library_->extractConstantsMap(source != activeIndex());
+        source_read = true;
+      }
+      auto it = source_values.find(c.original_fqn);
+      if (it != source_values.end()) prepared.emplace(c.name, it->second.clone());
+    }
+  }
+  return prepared;
+}
+
+inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& constants,
+                                                       bool use_inactive,
+                                                       bool validate_full_update,
+                                                       bool user_managed) {
+  std::lock_guard<std::mutex> weights(weights_mutex_);
+  if (user_managed && !info_.features.user_managed_constant_buffer) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "model library " + info_.model_path +
+                    " does not support user-managed constant buffers");
+  }
+  ConstantMap prepared =
+      prepareUpdate(constants, use_inactive, validate_full_update, user_managed);
+  // Changing the active buffer, or any buffer in single-threaded mode (the library's
+  // single-threaded run takes no lock), must wait for runs in flight.
+  std::unique_lock<std::shared_mutex> exclusive(run_mutex_, std::defer_lock);
+  if (!use_inactive || single_threaded_) exclusive.lock();
+  const int target = targetIndex(use_inactive);
+  library_->updateConstantBuffer(prepared, use_inactive, validate_full_update, user_managed);
+  states_[target] = BufferState::kLoaded;
+  if (user_managed) {
+    retained_[target] = std::move(prepared);  // the library points into these tensors
+  } else {
+    retained_[target].clear();
+  }
+  if (single_threaded_ && use_inactive) {
+    // torch <= 2.11: RunSingleThreaded checks the wrong buffer's fold state and throws
+    // while the inactive buffer is loaded but not folded. Fold it right away.
+    library_->runConstantFolding(/*use_inactive=*/true, nullptr);
+    states_[target] = BufferState::kFolded;
+  }
+}
+
+inline void ModelLibraryRunner::foldOnStream(bool use_inactive, void* stream) {
+  std::lock_guard<std::mutex> weights(weights_mutex_);
+  const int target = targetIndex(use_inactive);
+  if (state(target) == BufferState::kEmpty) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "model " + info_.model_path + ": cannot fold the " +
+                    (use_inactive ? "inactive" : "active") +
+                    " constant buffer, it holds no constants");
+  }
+  std::unique_lock<std::shared_mutex> exclusive(run_mutex_, std::defer_lock);
+  if (!use_inactive || single_threaded_) exclusive.lock();
+  library_->runConstantFolding(use_inactive, stream);
+  states_[target] = BufferState::kFolded;
+}
+
+inline void ModelLibraryRunner::run_const_fold(bool use_inactive, void* stream_handle) {
+  foldOnStream(use_inactive, stream_handle);
+}
+
+inline void ModelLibraryRunner::swap_constant_buffer() {
+  std::lock_guard<std::mutex> weights(weights_mutex_);
+  const int inactive = targetIndex(true);
+  if (state(inactive) == BufferState::kEmpty) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "model " + info_.model_path +
+                    ": the inactive constant buffer was never loaded (or was freed); call "
+                    "update_constant_buffer(use_inactive=true) before swapping");
+  }
+  std::unique_lock<std::shared_mutex> exclusive(run_mutex_);
+  library_->swapConstantBuffer();
+  active_.store(inactive, std::memory_order_release);
+}
+
+inline void ModelLibraryRunner::free_inactive_constant_buffer() {
+  std::lock_guard<std::mutex> weights(weights_mutex_);
+  if (single_threaded_ && activeIndex() == 1) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "model " + info_.model_path +
+                    ": cannot free the inactive buffer in single-threaded mode while the "
+                    "secondary buffer is active (torch <= 2.11's RunSingleThreaded would then "
+                    "fail on the freed buffer's state)");
+  }
+  std::unique_lock<std::shared_mutex> exclusive(run_mutex_, std::defer_lock);
+  if (single_threaded_) exclusive.lock();
+  const int inactive = targetIndex(true);
+  library_->freeInactiveConstantBuffer();
+  states_[inactive] = BufferState::kEmpty;
+  retained_[inactive].clear();
+}
+
+inline void ModelLibraryRunner::update_constants_from_blob(const void* blob, std::size_t size) {
+  std::lock_guard<std::mutex> weights(weights_mutex_);
+  std::unique_lock<std::shared_mutex> exclusive(run_mutex_);
+  library_->updateConstantsFromBlob(blob, size);
+  states_[activeIndex()] = BufferState::kLoaded;
+}
+
+}  // namespace aotiplug

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The CPU runner plugin on real AOTInductor models: results against PyTorch eager and
+// against upstream's AOTIModelContainerRunnerCpu, constants, weight swaps, validation,
+// concurrency and bad model files. The plugin is loaded from the build's plugin directory
+// through the host's loader, as a user's host would.
+#define BOOST_TEST_MODULE cpu_runner
+#include <boost/test/unit_test.hpp>
+
+#include "../common/fixtures.h"
+
+#include <aotiplug/host/plugin_loader.h>
+#include <aotiplug/runner_registry.h>
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/ones_like.h>
+#include <ATen/ops/zeros.h>
+#include <torch/csrc/inductor/aoti_runner/model_container_runner_cpu.h>
+
+#include <atomic>
+#include <thread>
+
+namespace {
+
+using aotiplug::ConstantMap;
+using aotiplug::ModelContainerRunner;
+using aotiplug::StatusCode;
+using aotiplug_test::expectError;
+using aotiplug_test::Fixture;
+using aotiplug_test::loadFixture;
+namespace fs = std::filesystem;
+
+// Loads the real plugins once for the whole module.
+struct LoadPlugins {
+  aotiplug::PluginLoader loader;
+  LoadPlugins() {
+    const auto dir = (aotiplug_test::buildRoot() / "plugins").string();
+    for (const auto& r : loader.loadDirectory(dir)) {
+      BOOST_TEST_MESSAGE("plugin " << r.path << ": " << aotiplug::pluginStateName(r.state)
+                                   << " " << r.reason);
+    }
+  }
+};
+BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+
+std::unique_ptr<ModelContainerRunner> cpuRunner(const fs::path& so, std::size_t n = 1,
+                                                bool single = false) {
+  return aotiplug::createRunner(so.string(), n, "cpu", "", single);
+}
+
+// weights by FQN -> constant map by AOTI name, for the constants the model has.
+ConstantMap byConstantName(const ModelContainerRunner& runner,
+                           const std::map<std::string, at::Tensor>& weights) {
+  ConstantMap out;
+  for (const auto& c : runner.info().constants) {
+    if (c.from_folded) continue;
+    auto it = weights.find(c.original_fqn);
+    if (it != weights.end()) out.emplace(c.name, it->second);
+  }
+  return out;
+}
+
+torch::inductor::TensorConstantMap upstreamMap(ConstantMap& constants) {
+  torch::inductor::TensorConstantMap out;
+  for (auto& [name, t] : constants) out.emplace(name, &t);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_cpu_plugin_is_loaded_and_serves_cpu) {
+  auto winner = aotiplug::runnerRegistry().winner(c10::DeviceType::CPU);
+  BOOST_REQUIRE(winner.has_value());
+  BOOST_TEST(winner->origin.plugin == "cpu");
+}
+
+BOOST_AUTO_TEST_CASE(outputs_match_eager_and_are_bit_identical_to_upstream) {
+  for (const std::string& name : aotiplug_test::fixtureNames()) {
+    if (name == "weights_outside") continue;  // has its own test
+    Fixture f = loadFixture(name);
+    auto ours = cpuRunner(f.so);
+    torch::inductor::AOTIModelContainerRunnerCpu upstream(f.so.string(), 1);
+    const auto got = ours->run(f.inputs);
+    aotiplug_test::expectCloseToEager(got, f.outputs, name + " vs eager");
+    aotiplug_test::expectBitIdentical(got, upstream.run(f.inputs), name + " vs upstream");
+    if (!f.extra_inputs.empty()) {  // the dynamic-batch model at a second batch size
+      const auto got2 = ours->run(f.extra_inputs);
+      aotiplug_test::expectCloseToEager(got2, f.extra_outputs, name + " (2nd shape) vs eager");
+      aotiplug_test::expectBitIdentical(got2, upstream.run(f.extra_inputs),
+                                        name + " (2nd shape) vs upstream");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(constant_names_fqns_and_dtypes_agree_with_upstream) {
+  for (const std::string& name : aotiplug_test::fixtureNames()) {
+    Fixture f = loadFixture(name);
+    auto ours = cpuRunner(f.so);
+    torch::inductor::AOTIModelContainerRunnerCpu upstream(f.so.string(), 1);
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_TEST((ours->getConstantNamesToOriginalFQNs() ==
+                  upstream.getConstantNamesToOriginalFQNs()));
+      BOOST_TEST((ours->getConstantNamesToDtypes() == upstream.getConstantNamesToDtypes()));
+      BOOST_TEST((ours->get_call_spec() == upstream.get_call_spec()));
+      BOOST_TEST(ours->num_inputs() == f.inputs.size());
+      BOOST_TEST(!ours->info().constants.empty());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(weights_outside_the_so_must_be_supplied) {
+  Fixture f = loadFixture("weights_outside");
+  auto ours = cpuRunner(f.so);
+  expectError([&] { ours->run(f.inputs); }, StatusCode::kFailedPrecondition,
+              {"has no weights loaded", "package_constants_in_so"});
+  ConstantMap weights = byConstantName(*ours, f.weights_a);
+  // The .so holds no values to read shapes from; the package's metadata tells them.
+  ConstantMap transposed = weights;
+  transposed.at("fc1_weight") = transposed.at("fc1_weight").t().contiguous();
+  expectError([&] { ours->update_constant_buffer(transposed, false, true); },
+              StatusCode::kInvalidArgument, {"'fc1.weight'", "expects Float [32, 16]"});
+  ours->update_constant_buffer(weights, /*use_inactive=*/false, /*validate_full_update=*/true);
+  const auto got = ours->run(f.inputs);
+  aotiplug_test::expectCloseToEager(got, f.outputs, "weights_outside vs eager");
+
+  torch::inductor::AOTIModelContainerRunnerCpu upstream(f.so.string(), 1);
+  upstream.update_constant_buffer(upstreamMap(weights), false, true);
+  aotiplug_test::expectBitIdentical(got, upstream.run(f.inputs), "weights_outside vs upstream");
+}
+
+BOOST_AUTO_TEST_CASE(hot_swap_gives_the_eager_outputs_of_the_new_weights) {
+  for (const char* name : {"mlp", "conv", "const_fold", "multi_io"}) {
+    for (bool user_managed : {false, true}) {
+      BOOST_TEST_CONTEXT(name << (user_managed ? " (user-managed)" : " (copied)")) {
+        Fixture f = loadFixture(name);
+        auto ours = cpuRunner(f.so);
+        {
+          // The runner keeps what it needs: our map goes out of scope before the run.
+          ConstantMap b = byConstantName(*ours, f.weights_b);
+          ours->update_constant_buffer(b, /*use_inactive=*/true, true, user_managed);
+        }
+        aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs,
+                                          "still the old weights before the swap");
+        ours->run_const_fold(/*use_inactive=*/true);
+        ours->swap_constant_buffer();
+        aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs_b, "new weights");
+        ours->swap_constant_buffer();  // the old buffer is still loaded: swap back
+        aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "swapped back");
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_constants_are_refused_naming_them_and_change_nothing) {
+  Fixture f = loadFixture("mlp");
+  auto ours = cpuRunner(f.so);
+  ConstantMap good = byConstantName(*ours, f.weights_b);
+
+  ConstantMap wrong_shape = good;
+  wrong_shape.at("fc1_weight") = at::zeros({16, 32});
+  expectError([&] { ours->update_inactive_constant_buffer(wrong_shape); },
+              StatusCode::kInvalidArgument,
+              {"constant 'fc1.weight'", "AOTI name 'fc1_weight'", "expects Float [32, 16]",
+               "got Float [16, 32]"});
+
+  ConstantMap wrong_dtype = good;
+  wrong_dtype.at("fc2_bias") = at::zeros({8}, at::kDouble);
+  expectError([&] { ours->update_inactive_constant_buffer(wrong_dtype); },
+              StatusCode::kInvalidArgument, {"constant 'fc2.bias'", "got Double [8]"});
+
+  ConstantMap wrong_device = good;
+  wrong_device.at("fc2_bias") = at::empty({8}, at::TensorOptions().device(at::kMeta));
+  expectError([&] { ours->update_inactive_constant_buffer(wrong_device); },
+              StatusCode::kInvalidArgument, {"constant 'fc2.bias'", "on meta"});
+
+  ConstantMap unknown = good;
+  unknown.emplace("no_such_constant", at::zeros({1}));
+  expectError([&] { ours->update_inactive_constant_buffer(unknown); }, StatusCode::kNotFound,
+              {"no constant named 'no_such_constant'", "fc1_weight"});
+
+  ConstantMap incomplete = good;
+  incomplete.erase("fc1_weight");
+  expectError([&] { ours->update_inactive_constant_buffer(incomplete); },
+              StatusCode::kInvalidArgument, {"full update must supply", "'fc1.weight'"});
+
+  // Nothing reached the inactive buffer: there is nothing to swap to, and the active
+  // weights are untouched.
+  expectError([&] { ours->swap_constant_buffer(); }, StatusCode::kFailedPrecondition,
+              {"inactive constant buffer was never loaded"});
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "old weights intact");
+}
+
+BOOST_AUTO_TEST_CASE(folded_constants_cannot_be_set) {
+  Fixture f = loadFixture("const_fold");
+  auto ours = cpuRunner(f.so);
+  std::string folded;
+  for (const auto& c : ours->info().constants) {
+    if (c.from_folded) folded = c.name;
+  }
+  BOOST_REQUIRE_MESSAGE(!folded.empty(), "the const_fold model has folded constants");
+  ConstantMap m = byConstantName(*ours, f.weights_b);
+  m.emplace(folded, at::zeros({1}));
+  expectError([&] { ours->update_constant_buffer(m, true, false); },
+              StatusCode::kInvalidArgument, {"produced by constant folding"});
+}
+
+BOOST_AUTO_TEST_CASE(views_and_non_contiguous_weights_are_copied_correctly) {
+  Fixture f = loadFixture("mlp");
+  auto ours = cpuRunner(f.so);
+  ConstantMap b = byConstantName(*ours, f.weights_b);
+  // The same values, as a transposed view of a transposed copy and as a slice of a larger
+  // tensor: upstream would copy the wrong bytes for both.
+  b.at("fc1_weight") = b.at("fc1_weight").t().contiguous().t();
+  at::Tensor big = at::zeros({64});
+  big.slice(0, 10, 18).copy_(b.at("fc2_bias"));
+  b.at("fc2_bias") = big.slice(0, 10, 18);
+  ours->update_inactive_constant_buffer(b);
+  ours->run_const_fold(true);
+  ours->swap_constant_buffer();
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs_b, "weights from views");
+}
+
+BOOST_AUTO_TEST_CASE(free_inactive_then_swap_is_refused) {
+  Fixture f = loadFixture("mlp");
+  auto ours = cpuRunner(f.so);
+  BOOST_REQUIRE(ours->info().features.free_inactive_constant_buffer);
+  ours->update_inactive_constant_buffer(byConstantName(*ours, f.weights_b));
+  ours->run_const_fold(true);
+  ours->swap_constant_buffer();
+  ours->free_inactive_constant_buffer();
+  expectError([&] { ours->swap_constant_buffer(); }, StatusCode::kFailedPrecondition,
+              {"was never loaded (or was freed)"});
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs_b, "active still b");
+}
+
+BOOST_AUTO_TEST_CASE(two_models_serve_two_threads_concurrently) {
+  Fixture f = loadFixture("conv");
+  auto ours = cpuRunner(f.so, /*n=*/2);
+  constexpr int kIterations = 40;
+  std::atomic<int> wrong{0};
+  std::atomic<int> done{0};
+  auto work = [&] {
+    for (int i = 0; i < kIterations; ++i) {
+      const auto out = ours->run(f.inputs);
+      std::string why;
+      if (out.size() != 1 || !aotiplug_test::closeToEager(out[0], f.outputs[0], &why)) ++wrong;
+      ++done;
+    }
+  };
+  std::thread a(work), b(work);
+  a.join();
+  b.join();
+  BOOST_TEST(done.load() == 2 * kIterations);
+  BOOST_TEST(wrong.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(single_threaded_mode_runs_and_swaps) {
+  Fixture f = loadFixture("mlp");
+  expectError([&] { cpuRunner(f.so, 2, /*single=*/true); }, StatusCode::kInvalidArgument,
+              {"run_single_threaded needs num_models == 1"});
+  auto ours = cpuRunner(f.so, 1, /*single=*/true);
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "single-threaded");
+  for (int round = 0; round < 2; ++round) {  // round 2 updates the primary buffer again
+    ours->update_inactive_constant_buffer(byConstantName(*ours, f.weights_b));
+    aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "before swap");
+    ours->swap_constant_buffer();
+    aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs_b, "after swap");
+    ours->update_inactive_constant_buffer(byConstantName(*ours, f.weights_a));
+    ours->swap_constant_buffer();
+    aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "swapped back");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_inputs_are_refused_before_the_model_library) {
+  Fixture f = loadFixture("multi_io");
+  auto ours = cpuRunner(f.so);
+  expectError([&] { ours->run({f.inputs[0]}); }, StatusCode::kInvalidArgument,
+              {"takes 3 input(s), got 1"});
+  expectError([&] { ours->run({f.inputs[0], at::Tensor(), f.inputs[2]}); },
+              StatusCode::kInvalidArgument, {"input 1 is an undefined tensor"});
+  auto on_meta = f.inputs;
+  on_meta[2] = at::empty({4, 8}, at::TensorOptions().device(at::kMeta).dtype(at::kBFloat16));
+  expectError([&] { ours->run(on_meta); }, StatusCode::kInvalidArgument,
+              {"input 2", "is on meta, expected cpu"});
+}
+
+BOOST_AUTO_TEST_CASE(the_cpu_runner_refuses_other_devices) {
+  Fixture f = loadFixture("mlp");
+  expectError([&] {
+    aotiplug::createRunner(c10::DeviceType::CPU, f.so.string(), 1, "cuda:0", "", false);
+  }, StatusCode::kInvalidArgument, {"plugin 'cpu'", "serves device 'cpu' only", "'cuda:0'"});
+}
+
+BOOST_AUTO_TEST_CASE(bad_model_files_give_clear_errors) {
+  aotiplug_test::TempDir dir;
+  expectError([&] { cpuRunner(dir.path() / "missing.so"); }, StatusCode::kNotFound,
+              {"missing.so does not exist"});
+
+  Fixture f = loadFixture("mlp");
+  const std::string bytes = aotiplug_test::readFile(f.so);
+  aotiplug_test::writeFile(dir.path() / "truncated.so", bytes.substr(0, bytes.size() / 3));
+  expectError([&] { cpuRunner(dir.path() / "truncated.so"); }, StatusCode::kModelError,
+              {"cannot load model library", "truncated.so"});
+
+  aotiplug_test::writeFile(dir.path() / "text.so", "not a library");
+  expectError([&] { cpuRunner(dir.path() / "text.so"); }, StatusCode::kModelError,
+              {"cannot load model library", "text.so"});
+
+  // A real shared library that is not an AOTInductor model.
+  const fs::path not_model =
+      aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / "libtest_no_manifest.so";
+  expectError([&] { cpuRunner(not_model); }, StatusCode::kModelError,
+              {"is not an AOTInductor model library",
+               "AOTInductorModelContainerCreateWithDevice"});
+}
+
+BOOST_AUTO_TEST_CASE(models_needing_the_proxy_executor_are_refused) {
+  Fixture f = loadFixture("mlp");
+  aotiplug_test::TempDir dir;
+  const fs::path so = dir.path() / "model.so";
+  fs::copy_file(f.so, so);
+  aotiplug_test::writeFile(dir.path() / "model.json",
+                           R"({"nodes": [{"name": "buf0", "node": {"target": "my_ns::my_op"}}]})");
+  expectError([&] { cpuRunner(so); }, StatusCode::kFailedPrecondition,
+              {"calls 1 extern kernel(s)", "my_ns::my_op", "proxy executor"});
+  // An extern-node file that lists nothing is harmless.
+  aotiplug_test::writeFile(dir.path() / "model.json", R"({"nodes": []})");
+  auto ours = cpuRunner(so);
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "empty extern-node file");
+}
