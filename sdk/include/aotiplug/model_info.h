@@ -80,6 +80,9 @@ struct ModelInfo {
   std::string out_spec;
   std::vector<ConstantInfo> constants;
   RunnerFeatures features;
+  // False for a model compiled without its weights (package_constants_in_so=False): it
+  // cannot run until they are loaded (update_constant_buffer or a weights blob).
+  bool constants_in_library = true;
 
   std::size_t numInputs() const noexcept { return input_names.size(); }
   std::size_t numOutputs() const noexcept { return output_names.size(); }

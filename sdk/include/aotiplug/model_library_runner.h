@@ -167,6 +167,7 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
   }
   states_[0] = initial;
   states_[1] = BufferState::kEmpty;
+  info_.constants_in_library = initial != BufferState::kEmpty;
 }
 
 inline std::vector<at::Tensor> ModelLibraryRunner::run(const std::vector<at::Tensor>& inputs,

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// aotiplug::ExecutorConfig — how an AOTIDelegateExecutor runs its model.
+// A plain value; copy freely.
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace aotiplug {
+
+// aotiplug::ExecutorConfig
+struct ExecutorConfig {
+  // How many threads may run the model at once: the number of model instances in the
+  // container (num_models). nativert's default.
+  std::size_t maxNumConcurrentThreads = 8;
+  // Run on this device ("cpu", "cuda:1") instead of the one the package was compiled for.
+  std::string device;
+  // Use the model library's single-threaded run (for CUDA graphs); needs
+  // maxNumConcurrentThreads == 1.
+  bool runSingleThreaded = false;
+  // Where the model files are extracted (a private subdirectory is created there and
+  // removed with the executor). Empty: $TMPDIR or /tmp. Must not be mounted noexec.
+  std::string extractionDir;
+  // Check inputs against the specs the package records before running.
+  bool validateInputs = true;
+  // Hand new weights to the model library in place, without a copy, where it supports
+  // user-managed constant buffers.
+  bool useUserManagedWeights = true;
+  // Where one-time notices go (e.g. weights that match no model constant).
+  // Empty: standard error.
+  std::function<void(const std::string&)> log;
+};
+
+}  // namespace aotiplug

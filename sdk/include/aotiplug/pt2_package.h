@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// aotiplug::Pt2Package — reads an AOTInductor .pt2 package, defensively.
+//
+// A .pt2 is a zip archive (read with LibTorch's caffe2::serialize::PyTorchStreamReader)
+// whose entries sit under one top-level folder. AOTInductor puts each compiled model under
+// data/aotinductor/<model>/: the model library (<hash>.wrapper.so), its metadata
+// (<hash>.wrapper_metadata.json, with AOTI_DEVICE_KEY), CUDA kernels, an extern-kernel file,
+// and sometimes its weights (<hash>.wrapper_weights.blob, or data/weights/ with
+// data/aotinductor/<model>/weights_config.json). aotiplug's packager adds input specs to the
+// metadata, sample inputs (data/sample_inputs/<model>.pt) and eager reference outputs
+// (extra/aotiplug/<model>/reference_outputs.pt).
+//
+// The package is untrusted input. Opening it checks every entry name (no "..", no absolute
+// path) and every declared entry size against the archive's size (a zip bomb declares
+// gigabytes in a few bytes); a model is found by exact directory match
+// (data/aotinductor/<name>/, not a prefix). extract() writes a model's files into a
+// PrivateDirectory, keeping their relative paths, so nothing lands outside it and no two
+// files collide.
+//
+// Ownership: owns the archive reader. Thread safety: const member functions may be called
+// concurrently (the reader serializes its own access).
+
+#include <aotiplug/error.h>
+#include <aotiplug/private_directory.h>
+#include <aotiplug/status.h>
+#include <aotiplug/tensor_spec.h>
+#include <aotiplug/weights.h>
+
+#include <ATen/Tensor.h>
+#include <ATen/ops/empty_strided.h>
+#include <caffe2/serialize/inline_container.h>
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aotiplug {
+
+// aotiplug::PackagedModel — one compiled model inside a package.
+struct PackagedModel {
+  std::string name;                  // "model"
+  std::string directory;             // "data/aotinductor/model/"
+  std::vector<std::string> records;  // every entry under directory (archive-relative)
+  std::string library;               // the model library entry
+  std::string weights_blob;          // "<hash>.wrapper_weights.blob" entry, or empty
+  std::string weights_config;        // "weights_config.json" entry (data/weights/), or empty
+  std::map<std::string, std::string> metadata;  // AOTI metadata (string values)
+  std::vector<TensorSpec> inputs;    // from "aotiplug.inputs"; empty when not recorded
+  std::vector<TensorSpec> outputs;   // from "aotiplug.outputs"
+
+  // AOTI_DEVICE_KEY: the device the model was compiled for ("cpu", "cuda").
+  std::string deviceKey() const {
+    auto it = metadata.find("AOTI_DEVICE_KEY");
+    return it == metadata.end() ? std::string() : it->second;
+  }
+};
+
+// aotiplug::Pt2Package
+class Pt2Package {
+ public:
+  // A declared entry size above kBombRatio x the archive size (plus kBombSlack) is refused.
+  static constexpr std::uint64_t kBombRatio = 16;
+  static constexpr std::uint64_t kBombSlack = 1u << 20;
+
+  explicit Pt2Package(const std::string& path);
+
+  const std::string& path() const noexcept { return path_; }
+  std::vector<std::string> modelNames() const;
+  // The named model; with an empty name the only one (an error lists them if several).
+  const PackagedModel& model(const std::string& name = {}) const;
+  bool hasRecord(const std::string& name) const;
+  // Reads a whole entry (size-checked against the archive).
+  std::string readRecord(const std::string& name) const;
+
+  // Writes the files a model library needs (everything under the model's directory except
+  // C++ sources) into dir; returns the path of the extracted model library.
+  std::string extract(const PackagedModel& m, PrivateDirectory& dir) const;
+
+  // Sample inputs (data/sample_inputs/<model>.pt), reference outputs
+  // (extra/aotiplug/<model>/reference_outputs.pt) and stored weights (data/weights/); empty
+  // or null when the package has none.
+  std::vector<at::Tensor> sampleInputs(const PackagedModel& m) const;
+  std::vector<at::Tensor> referenceOutputs(const PackagedModel& m) const;
+  std::shared_ptr<Weights> storedWeights(const PackagedModel& m) const;
+
+ private:
+  [[noreturn]] void fail(StatusCode code, const std::string& why) const {
+    throw Error(code, "package " + path_ + ": " + why);
+  }
+  std::vector<at::Tensor> tensorsFromPickle(const std::string& record) const;
+
+  std::string path_;
+  std::uint64_t archive_size_ = 0;
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
+  std::vector<std::string> records_;
+  std::vector<PackagedModel> models_;
+};
+
+// ---------------------------------------------------------------------------------------
+
+namespace detail {
+
+inline bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+inline void collectTensors(const c10::IValue& v, std::vector<at::Tensor>* out) {
+  if (v.isTensor()) {
+    out->push_back(v.toTensor());
+  } else if (v.isList()) {
+    for (const auto& item : v.toListRef()) collectTensors(item, out);
+  } else if (v.isTuple()) {
+    const auto& elements = v.toTupleRef().elements();
+    // torch.export stores (args, kwargs): take the args.
+    if (elements.size() == 2 && (elements[0].isTuple() || elements[0].isList()) &&
+        elements[1].isGenericDict()) {
+      collectTensors(elements[0], out);
+      return;
+    }
+    for (const auto& item : elements) collectTensors(item, out);
+  }
+}
+
+}  // namespace detail
+
+inline Pt2Package::Pt2Package(const std::string& path) : path_(path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path_, ec)) {
+    fail(StatusCode::kNotFound, "no such file");
+  }
+  archive_size_ = std::filesystem::file_size(path_, ec);
+  try {
+    reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path_);
+    records_ = reader_->getAllRecords();
+  } catch (const c10::Error& e) {
+    fail(StatusCode::kInvalidArgument,
+         "not a readable .pt2 archive: " + std::string(e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    fail(StatusCode::kInvalidArgument, std::string("not a readable .pt2 archive: ") + e.what());
+  }
+  std::sort(records_.begin(), records_.end());
+  const std::string prefix = "data/aotinductor/";
+  std::map<std::string, PackagedModel> by_name;
+  for (const std::string& r : records_) {
+    if (!PrivateDirectory::isSafeRelativePath(r)) {
+      fail(StatusCode::kInvalidArgument,
+           "entry '" + r + "' has an unsafe name (absolute, or with '..' or empty parts)");
+    }
+    if (r.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = r.substr(prefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos) continue;  // a file directly in data/aotinductor/
+    PackagedModel& m = by_name[rest.substr(0, slash)];
+    m.name = rest.substr(0, slash);
+    m.directory = prefix + m.name + "/";
+    m.records.push_back(r);
+  }
+  for (auto& [name, m] : by_name) {
+    std::vector<std::string> libraries;
+    for (const std::string& r : m.records) {
+      if (detail::endsWith(r, ".so")) libraries.push_back(r);
+    }
+    if (libraries.size() > 1) {
+      // Prefer AOTInductor's wrapper library.
+      std::vector<std::string> wrappers;
+      for (const auto& l : libraries) {
+        if (detail::endsWith(l, ".wrapper.so")) wrappers.push_back(l);
+      }
+      if (wrappers.size() == 1) libraries = wrappers;
+    }
+    if (libraries.empty()) {
+      const bool has_sources = std::any_of(m.records.begin(), m.records.end(), [](const auto& r) {
+        return detail::endsWith(r, ".cpp");
+      });
+      fail(StatusCode::kInvalidArgument,
+           "model '" + name + "' has no model library (.so) under " + m.directory +
+               (has_sources ? ": it holds C++ sources only (package_cpp_only?); aotiplug runs "
+                              "compiled models"
+                            : ""));
+    }
+    if (libraries.size() > 1) {
+      std::string list;
+      for (const auto& l : libraries) list += (list.empty() ? "" : ", ") + l;
+      fail(StatusCode::kInvalidArgument,
+           "model '" + name + "' has several model libraries and none is the wrapper: " + list);
+    }
+    m.library = libraries.front();
+    const std::string stem = m.library.substr(0, m.library.size() - 3);
+    for (const std::string& r : m.records) {
+      if (r == stem + "_weights.blob") m.weights_blob = r;
+      if (r == m.directory + "weights_config.json") m.weights_config = r;
+    }
+    const std::string metadata_record = stem + "_metadata.json";
+    if (std::binary_search(records_.begin(), records_.end(), metadata_record)) {
+      const nlohmann::json doc =
+          nlohmann::json::parse(readRecord(metadata_record), nullptr, /*allow_exceptions=*/false);
+      if (!doc.is_object()) fail(StatusCode::kInvalidArgument, metadata_record + " is not a JSON object");
+      for (auto it = doc.begin(); it != doc.end(); ++it) {
+        if (it->is_string()) m.metadata.emplace(it.key(), it->get<std::string>());
+      }
+      if (auto in = m.metadata.find("aotiplug.inputs"); in != m.metadata.end()) {
+        m.inputs = parseTensorSpecs(in->second, "input specs of model '" + name + "' in " + path_);
+      }
+      if (auto out = m.metadata.find("aotiplug.outputs"); out != m.metadata.end()) {
+        m.outputs = parseTensorSpecs(out->second, "output specs of model '" + name + "' in " + path_);
+      }
+    }
+    models_.push_back(std::move(m));
+  }
+  if (models_.empty()) {
+    fail(StatusCode::kInvalidArgument,
+         "holds no AOTInductor model (nothing under data/aotinductor/<model>/)");
+  }
+}
+
+inline std::vector<std::string> Pt2Package::modelNames() const {
+  std::vector<std::string> out;
+  for (const auto& m : models_) out.push_back(m.name);
+  return out;
+}
+
+inline const PackagedModel& Pt2Package::model(const std::string& name) const {
+  auto list = [&] {
+    std::string text;
+    for (const auto& m : models_) text += (text.empty() ? "" : ", ") + m.name;
+    return text;
+  };
+  if (name.empty()) {
+    if (models_.size() != 1) {
+      fail(StatusCode::kInvalidArgument,
+           "holds " + std::to_string(models_.size()) + " models (" + list() + "): name one");
+    }
+    return models_.front();
+  }
+  for (const auto& m : models_) {
+    if (m.name == name) return m;
+  }
+  fail(StatusCode::kNotFound, "has no model '" + name + "' (it has: " + list() + ")");
+}
+
+inline bool Pt2Package::hasRecord(const std::string& name) const {
+  return std::binary_search(records_.begin(), records_.end(), name);
+}
+
+inline std::string Pt2Package::readRecord(const std::string& name) const {
+  if (!hasRecord(name)) fail(StatusCode::kNotFound, "has no entry '" + name + "'");
+  try {
+    const std::uint64_t declared = reader_->getRecordSize(name);
+    if (declared > archive_size_ * kBombRatio + kBombSlack) {
+      fail(StatusCode::kInvalidArgument,
+           "entry '" + name + "' declares " + std::to_string(declared) +
+               " bytes in an archive of " + std::to_string(archive_size_) +
+               " bytes; refusing to inflate it");
+    }
+    std::string data(declared, '\0');
+    const std::size_t got = reader_->getRecord(name, data.data(), data.size());
+    data.resize(got);
+    return data;
+  } catch (const c10::Error& e) {
+    fail(StatusCode::kInvalidArgument,
+         "cannot read entry '" + name + "': " + std::string(e.what_without_backtrace()));
+  }
+}
+
+inline std::string Pt2Package::extract(const PackagedModel& m, PrivateDirectory& dir) const {
+  std::string library;
+  for (const std::string& r : m.records) {
+    if (detail::endsWith(r, ".cpp") || detail::endsWith(r, ".h")) continue;  // sources
+    if (r == m.weights_blob) continue;  // loaded from memory, not from a file
+    const std::string data = readRecord(r);
+    const std::string written = dir.writeFile(r.substr(m.directory.size()), data.data(), data.size());
+    if (r == m.library) library = written;
+  }
+  return library;
+}
+
+inline std::vector<at::Tensor> Pt2Package::tensorsFromPickle(const std::string& record) const {
+  const std::string bytes = readRecord(record);
+  try {
+    const c10::IValue value = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    std::vector<at::Tensor> out;
+    detail::collectTensors(value, &out);
+    return out;
+  } catch (const c10::Error& e) {
+    fail(StatusCode::kInvalidArgument,
+         "cannot unpickle '" + record + "': " + std::string(e.what_without_backtrace()));
+  }
+}
+
+inline std::vector<at::Tensor> Pt2Package::sampleInputs(const PackagedModel& m) const {
+  const std::string record = "data/sample_inputs/" + m.name + ".pt";
+  return hasRecord(record) ? tensorsFromPickle(record) : std::vector<at::Tensor>{};
+}
+
+inline std::vector<at::Tensor> Pt2Package::referenceOutputs(const PackagedModel& m) const {
+  const std::string record = "extra/aotiplug/" + m.name + "/reference_outputs.pt";
+  return hasRecord(record) ? tensorsFromPickle(record) : std::vector<at::Tensor>{};
+}
+
+inline std::shared_ptr<Weights> Pt2Package::storedWeights(const PackagedModel& m) const {
+  if (m.weights_config.empty()) return nullptr;
+  // weights_config.json: {fqn: [record in data/weights/, sizes, strides, storage offset]}
+  const nlohmann::json config =
+      nlohmann::json::parse(readRecord(m.weights_config), nullptr, /*allow_exceptions=*/false);
+  if (!config.is_object()) fail(StatusCode::kInvalidArgument, m.weights_config + " is not a JSON object");
+  std::map<std::string, at::Tensor> tensors;
+  for (auto it = config.begin(); it != config.end(); ++it) {
+    const auto& entry = it.value();
+    if (!entry.is_array() || entry.size() < 1 || !entry[0].is_string()) {
+      fail(StatusCode::kInvalidArgument, m.weights_config + ": bad entry for '" + it.key() + "'");
+    }
+    const std::string record = "data/weights/" + entry[0].get<std::string>();
+    std::vector<at::Tensor> t = tensorsFromPickle(record);
+    if (t.size() != 1) fail(StatusCode::kInvalidArgument, record + " does not hold one tensor");
+    at::Tensor value = t.front();
+    if (entry.size() >= 4 && entry[1].is_array() && entry[2].is_array()) {
+      value = value.as_strided(entry[1].get<std::vector<std::int64_t>>(),
+                               entry[2].get<std::vector<std::int64_t>>(),
+                               entry[3].get<std::int64_t>());
+    }
+    tensors.emplace(it.key(), value);
+  }
+  return std::make_shared<Weights>(std::move(tensors));
+}
+
+}  // namespace aotiplug

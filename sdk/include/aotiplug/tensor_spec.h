@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// aotiplug::TensorSpec — what a model expects of one input (or produces as one output).
+//
+// aotiplug's packager (python/aotiplug/package.py) records specs in the package's AOTI
+// metadata ("aotiplug.inputs", "aotiplug.outputs"): name, dtype, sizes (-1 marks a dynamic
+// dimension, with its [min, max] range), device type and memory layout. The executor checks
+// every input against them before the model library sees it, because the compiled code
+// trusts its inputs: a wrong dtype or size is read as garbage, not refused.
+//
+// Thread safety: plain values and pure functions.
+
+#include <aotiplug/error.h>
+#include <aotiplug/status.h>
+
+#include <ATen/Tensor.h>
+#include <c10/core/ScalarType.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace aotiplug {
+
+// aotiplug::TensorSpec
+struct TensorSpec {
+  enum class Layout { kContiguous, kChannelsLast, kStrided };
+
+  std::string name;
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  std::vector<std::int64_t> sizes;  // -1: dynamic
+  std::vector<std::int64_t> min;    // per dimension; equal to sizes for static ones
+  std::vector<std::int64_t> max;    // -1: unbounded
+  std::string device_type = "cpu";
+  Layout layout = Layout::kContiguous;
+
+  // "float32 [-1 (1..64), 16]"
+  std::string describe() const {
+    std::ostringstream os;
+    os << c10::toString(dtype) << " [";
+    for (std::size_t d = 0; d < sizes.size(); ++d) {
+      if (d > 0) os << ", ";
+      if (sizes[d] >= 0) {
+        os << sizes[d];
+      } else {
+        os << "-1 (" << (d < min.size() ? min[d] : 0) << "..";
+        if (d < max.size() && max[d] >= 0) os << max[d];
+        os << ")";
+      }
+    }
+    os << "]";
+    return os.str();
+  }
+};
+
+// The ScalarType named like torch's dtype names ("float32", "bfloat16", "int64"...).
+inline std::optional<c10::ScalarType> scalarTypeFromName(const std::string& name) {
+  static const std::pair<const char*, c10::ScalarType> kNames[] = {
+      {"float32", c10::kFloat},     {"float", c10::kFloat},       {"float64", c10::kDouble},
+      {"double", c10::kDouble},     {"float16", c10::kHalf},      {"half", c10::kHalf},
+      {"bfloat16", c10::kBFloat16}, {"int64", c10::kLong},        {"long", c10::kLong},
+      {"int32", c10::kInt},         {"int", c10::kInt},           {"int16", c10::kShort},
+      {"int8", c10::kChar},         {"uint8", c10::kByte},        {"bool", c10::kBool},
+      {"complex64", c10::kComplexFloat}, {"complex128", c10::kComplexDouble},
+  };
+  for (const auto& [n, t] : kNames) {
+    if (name == n) return t;
+  }
+  return std::nullopt;
+}
+
+// Parses a JSON list of specs; throws Error(kInvalidArgument) naming `what` when malformed.
+inline std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const std::string& what) {
+  std::vector<TensorSpec> out;
+  const nlohmann::json doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  auto bad = [&](const std::string& why) {
+    return Error(StatusCode::kInvalidArgument, what + " is malformed: " + why);
+  };
+  if (!doc.is_array()) throw bad("expected a JSON list");
+  for (const auto& item : doc) {
+    if (!item.is_object() || !item.contains("dtype") || !item.contains("sizes")) {
+      throw bad("each entry needs dtype and sizes");
+    }
+    TensorSpec s;
+    s.name = item.value("name", std::string());
+    auto dtype = scalarTypeFromName(item["dtype"].get<std::string>());
+    if (!dtype) throw bad("unknown dtype '" + item["dtype"].get<std::string>() + "'");
+    s.dtype = *dtype;
+    s.sizes = item["sizes"].get<std::vector<std::int64_t>>();
+    s.min = item.value("min", s.sizes);
+    s.max = item.value("max", s.sizes);
+    if (s.min.size() != s.sizes.size() || s.max.size() != s.sizes.size()) {
+      throw bad("min/max do not match the rank of '" + s.name + "'");
+    }
+    s.device_type = item.value("device", std::string("cpu"));
+    const std::string layout = item.value("layout", std::string("contiguous"));
+    s.layout = layout == "channels_last" ? TensorSpec::Layout::kChannelsLast
+               : layout == "strided"     ? TensorSpec::Layout::kStrided
+                                         : TensorSpec::Layout::kContiguous;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// Checks `t` against `spec` (index and name in messages) and returns it in the layout the
+// compiled code expects: a non-contiguous tensor is copied into that layout (documented in
+// docs/host-integration.md); everything else about it must already match.
+inline at::Tensor checkTensorAgainstSpec(const at::Tensor& t, const TensorSpec& spec,
+                                         std::size_t index, const std::string& what) {
+  const std::string who = what + " " + std::to_string(index) +
+                          (spec.name.empty() ? "" : " ('" + spec.name + "')");
+  auto fail = [&](const std::string& got) {
+    return Error(StatusCode::kInvalidArgument,
+                 who + ": expected " + spec.describe() + " on " + spec.device_type + ", got " + got);
+  };
+  if (!t.defined()) throw fail("an undefined tensor");
+  std::ostringstream got;
+  got << c10::toString(t.scalar_type()) << " " << t.sizes() << " on " << t.device();
+  if (t.scalar_type() != spec.dtype) throw fail(got.str());
+  if (c10::DeviceTypeName(t.device().type(), true) != spec.device_type) throw fail(got.str());
+  if (static_cast<std::size_t>(t.dim()) != spec.sizes.size()) throw fail(got.str());
+  for (std::size_t d = 0; d < spec.sizes.size(); ++d) {
+    const std::int64_t n = t.size(static_cast<std::int64_t>(d));
+    const bool ok = spec.sizes[d] >= 0
+                        ? n == spec.sizes[d]
+                        : n >= spec.min[d] && (spec.max[d] < 0 || n <= spec.max[d]);
+    if (!ok) throw fail(got.str() + " (dimension " + std::to_string(d) + " is " + std::to_string(n) + ")");
+  }
+  switch (spec.layout) {
+    case TensorSpec::Layout::kContiguous:
+      return t.is_contiguous() ? t : t.contiguous();
+    case TensorSpec::Layout::kChannelsLast:
+      return t.is_contiguous(at::MemoryFormat::ChannelsLast)
+                 ? t
+                 : t.contiguous(at::MemoryFormat::ChannelsLast);
+    case TensorSpec::Layout::kStrided:
+      break;
+  }
+  return t;
+}
+
+}  // namespace aotiplug

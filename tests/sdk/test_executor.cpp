@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// AOTIDelegateExecutor on real .pt2 packages: running, the weights lifecycle, refused
+// weights, concurrent runs during swaps, input checks and cleanup of extracted files.
+#define BOOST_TEST_MODULE executor
+#include <boost/test/unit_test.hpp>
+
+#include "../common/fixtures.h"
+
+#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/host/plugin_loader.h>
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/randn.h>
+#include <ATen/ops/zeros.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace {
+
+using aotiplug::AOTIDelegateExecutor;
+using aotiplug::ExecutorConfig;
+using aotiplug::StatusCode;
+using aotiplug::Weights;
+using aotiplug_test::expectError;
+using aotiplug_test::Fixture;
+using aotiplug_test::loadFixture;
+namespace fs = std::filesystem;
+
+struct LoadPlugins {
+  aotiplug::PluginLoader loader;
+  LoadPlugins() { loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string()); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+
+std::shared_ptr<Weights> weights(const std::map<std::string, at::Tensor>& w) {
+  return std::make_shared<Weights>(w);
+}
+
+ExecutorConfig quiet(std::vector<std::string>* log = nullptr) {
+  ExecutorConfig c;
+  c.maxNumConcurrentThreads = 2;
+  c.log = [log](const std::string& m) {
+    if (log != nullptr) log->push_back(m);
+  };
+  return c;
+}
+
+bool closeTo(const std::vector<at::Tensor>& got, const std::vector<at::Tensor>& want) {
+  if (got.size() != want.size()) return false;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    std::string why;
+    if (!aotiplug_test::closeToEager(got[i], want[i], &why)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(runs_every_package_and_matches_eager) {
+  for (const std::string& name : aotiplug_test::fixtureNames()) {
+    if (name == "weights_outside") continue;
+    Fixture f = loadFixture(name);
+    AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+    BOOST_TEST(exec.device() == "cpu");
+    aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, name);
+    // The package carries the same sample inputs and eager outputs.
+    const auto samples = exec.package().sampleInputs(exec.packagedModel());
+    const auto reference = exec.package().referenceOutputs(exec.packagedModel());
+    aotiplug_test::expectBitIdentical(samples, f.inputs, name + " sample inputs");
+    aotiplug_test::expectBitIdentical(reference, f.outputs, name + " reference outputs");
+    if (!f.extra_inputs.empty()) {
+      aotiplug_test::expectCloseToEager(exec.run(f.extra_inputs), f.extra_outputs,
+                                        name + " at another batch size");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(hot_swap_gives_the_eager_outputs_of_the_new_weights) {
+  for (bool in_place : {true, false}) {
+    Fixture f = loadFixture("conv");
+    ExecutorConfig config = quiet();
+    config.useUserManagedWeights = in_place;
+    AOTIDelegateExecutor exec(f.pt2.string(), nullptr, config);
+    exec.processWeights(weights(f.weights_b));
+    BOOST_TEST(exec.hasPendingWeights());
+    aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "processed, not committed");
+    exec.commitWeights();
+    aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, "committed b");
+    exec.processWeights(weights(f.weights_a));
+    exec.commitWeights();
+    aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "back to a");
+    expectError([&] { exec.commitWeights(); }, StatusCode::kFailedPrecondition,
+                {"no processed weights"});
+  }
+}
+
+BOOST_AUTO_TEST_CASE(refused_weights_leave_the_old_ones_active_and_running) {
+  Fixture f = loadFixture("mlp");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+
+  auto wrong_shape = f.weights_b;
+  wrong_shape["fc2.weight"] = at::zeros({32, 8});
+  expectError([&] { exec.processWeights(weights(wrong_shape)); }, StatusCode::kInvalidArgument,
+              {"weight 'fc2.weight'", "sizes [8, 32]", "got [32, 8]"});
+
+  auto wrong_dtype = f.weights_b;
+  wrong_dtype["scale"] = wrong_dtype["scale"].to(at::kDouble);
+  expectError([&] { exec.processWeights(weights(wrong_dtype)); }, StatusCode::kInvalidArgument,
+              {"weight 'scale'", "must be Float", "got Double"});
+
+  auto missing = f.weights_b;
+  missing.erase("fc1.weight");
+  expectError([&] { exec.processWeights(weights(missing)); }, StatusCode::kInvalidArgument,
+              {"the weights lack fc1.weight"});
+
+  BOOST_TEST(!exec.hasPendingWeights());
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "still the old weights");
+  expectError([&] { exec.commitWeights(); }, StatusCode::kFailedPrecondition, {"processWeights"});
+  exec.processWeights(weights(f.weights_b));  // a good set still goes through afterwards
+  exec.commitWeights();
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, "then the new ones");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_weights_are_reported_once_and_ignored) {
+  Fixture f = loadFixture("mlp");
+  std::vector<std::string> log;
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet(&log));
+  auto extra = f.weights_b;
+  extra["not.a.weight"] = at::zeros({3});
+  exec.processWeights(weights(extra));
+  exec.processWeights(weights(extra));
+  BOOST_TEST((exec.ignoredWeights() == std::vector<std::string>{"not.a.weight"}));
+  std::size_t mentions = 0;
+  for (const auto& line : log) mentions += aotiplug_test::contains(line, "not.a.weight") ? 1 : 0;
+  BOOST_TEST(mentions == 1u);
+  exec.commitWeights();
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, "the known weights applied");
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_runs_during_repeated_swaps_see_old_or_new_never_a_mix) {
+  Fixture f = loadFixture("mlp");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  std::atomic<bool> stop{false};
+  std::atomic<long> saw_a{0}, saw_b{0}, mixed{0}, failed{0};
+  std::vector<std::thread> runners;
+  for (int t = 0; t < 2; ++t) {
+    runners.emplace_back([&] {
+      while (!stop.load()) {
+        try {
+          const auto out = exec.run(f.inputs);
+          if (closeTo(out, f.outputs)) {
+            ++saw_a;
+          } else if (closeTo(out, f.outputs_b)) {
+            ++saw_b;
+          } else {
+            ++mixed;
+          }
+        } catch (...) {
+          ++failed;
+        }
+      }
+    });
+  }
+  long swaps = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  while (std::chrono::steady_clock::now() < until) {
+    exec.processWeights(weights(swaps % 2 == 0 ? f.weights_b : f.weights_a));
+    exec.commitWeights();
+    ++swaps;
+  }
+  stop = true;
+  for (auto& t : runners) t.join();
+  BOOST_TEST_MESSAGE("swaps: " << swaps << ", runs with a: " << saw_a << ", with b: " << saw_b);
+  BOOST_TEST(mixed.load() == 0);
+  BOOST_TEST(failed.load() == 0);
+  BOOST_TEST(swaps > 10);
+  BOOST_TEST(saw_a.load() > 0);
+  BOOST_TEST(saw_b.load() > 0);
+}
+
+BOOST_AUTO_TEST_CASE(weights_outside_the_library_come_from_init_weights) {
+  Fixture f = loadFixture("weights_outside");
+  {
+    AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+    BOOST_TEST(!exec.modelInfo().constants_in_library);
+    expectError([&] { exec.run(f.inputs); }, StatusCode::kFailedPrecondition,
+                {"no weights loaded"});
+    exec.initWeights(weights(f.weights_a));
+    aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "after initWeights");
+    exec.processWeights(weights(f.weights_b));
+    exec.commitWeights();
+    aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, "after a swap");
+  }
+  AOTIDelegateExecutor given(f.pt2.string(), weights(f.weights_a), quiet());
+  aotiplug_test::expectCloseToEager(given.run(f.inputs), f.outputs, "weights given up front");
+}
+
+BOOST_AUTO_TEST_CASE(init_weights_keeps_the_weights_inside_the_library) {
+  Fixture f = loadFixture("mlp");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  exec.initWeights(weights(f.weights_b));  // as upstream: the .so's own weights stay
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "the .so weights");
+}
+
+BOOST_AUTO_TEST_CASE(inputs_are_checked_before_the_model_library) {
+  Fixture f = loadFixture("multi_io");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  const auto& in = f.inputs;
+  expectError([&] { exec.run(std::vector<at::Tensor>{in[0], in[1]}); }, StatusCode::kInvalidArgument,
+              {"takes 3 input(s) (x, idx, z), got 2"});
+  expectError([&] { exec.run(std::vector<at::Tensor>{in[0], in[1].to(at::kInt), in[2]}); },
+              StatusCode::kInvalidArgument, {"input 1 ('idx')", "expected Long [4]", "got Int [4]"});
+  expectError([&] { exec.run(std::vector<at::Tensor>{in[0].reshape({2, 16}), in[1], in[2]}); },
+              StatusCode::kInvalidArgument, {"input 0 ('x')", "expected Float [4, 8]", "[2, 16]"});
+  expectError([&] { exec.run(std::vector<at::Tensor>{in[0].unsqueeze(0), in[1], in[2]}); },
+              StatusCode::kInvalidArgument, {"input 0 ('x')", "[1, 4, 8]"});
+  auto meta = at::empty({4, 8}, at::TensorOptions().device(at::kMeta).dtype(at::kBFloat16));
+  expectError([&] { exec.run(std::vector<at::Tensor>{in[0], in[1], meta}); },
+              StatusCode::kInvalidArgument, {"input 2 ('z')", "on cpu", "on meta"});
+  expectError([&] { exec.run(std::vector<at::Tensor>{in[0], at::Tensor(), in[2]}); },
+              StatusCode::kInvalidArgument, {"input 1 ('idx')", "undefined"});
+  // A non-contiguous input with the right values is made contiguous.
+  auto transposed = in[0].t().contiguous().t();
+  BOOST_REQUIRE(!transposed.is_contiguous());
+  aotiplug_test::expectCloseToEager(exec.run(std::vector<at::Tensor>{transposed, in[1], in[2]}),
+                                    f.outputs, "non-contiguous input");
+}
+
+BOOST_AUTO_TEST_CASE(dynamic_dimensions_are_checked_against_their_range) {
+  Fixture f = loadFixture("dynamic_batch");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  BOOST_TEST(exec.run(std::vector<at::Tensor>{at::randn({64, 16})}).at(0).size(0) == 64);
+  expectError([&] { exec.run(std::vector<at::Tensor>{at::randn({65, 16})}); },
+              StatusCode::kInvalidArgument, {"input 0 ('x')", "-1 (1..64)", "dimension 0 is 65"});
+  expectError([&] { exec.run(std::vector<at::Tensor>{at::randn({0, 16})}); },
+              StatusCode::kInvalidArgument, {"dimension 0 is 0"});
+}
+
+BOOST_AUTO_TEST_CASE(no_files_remain_after_the_executor_or_a_failed_load) {
+  Fixture f = loadFixture("mlp");
+  aotiplug_test::TempDir base;
+  ExecutorConfig config = quiet();
+  config.extractionDir = base.str();
+  std::string extracted;
+  {
+    AOTIDelegateExecutor exec(f.pt2.string(), nullptr, config);
+    extracted = exec.extractionDirectory();
+    BOOST_TEST(fs::exists(extracted));
+    BOOST_TEST(((fs::status(extracted).permissions() & fs::perms::all) == fs::perms::owner_all));
+    exec.run(f.inputs);
+  }
+  BOOST_TEST(!fs::exists(extracted));
+  BOOST_TEST(fs::is_empty(base.path()));
+
+  // Fails after extraction: the runner refuses single-threaded mode with 2 models.
+  config.runSingleThreaded = true;
+  expectError([&] { AOTIDelegateExecutor(f.pt2.string(), nullptr, config); },
+              StatusCode::kInvalidArgument, {"run_single_threaded needs num_models == 1"});
+  BOOST_TEST(fs::is_empty(base.path()), "a failed load removed its files");
+}
+
+BOOST_AUTO_TEST_CASE(a_device_no_plugin_serves_is_a_clear_error) {
+  Fixture f = loadFixture("mlp");
+  ExecutorConfig config = quiet();
+  config.device = "xla:0";
+  expectError([&] { AOTIDelegateExecutor(f.pt2.string(), nullptr, config); },
+              StatusCode::kNotFound, {"needs device 'xla:0'", "registered: cpu"});
+}
