@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -93,6 +94,43 @@ void expectError(F&& f, aotiplug::StatusCode code, const std::vector<std::string
                  "message '" << e.what() << "' lacks '" << fragment << "'");
     }
   }
+}
+
+}  // namespace aotiplug_test
+
+namespace aotiplug_test {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+inline std::string shellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q += c;
+    }
+  }
+  return q + "'";
+}
+
+// Runs a program with arguments, capturing its standard output, standard error and exit code.
+inline CommandResult runCommand(const std::vector<std::string>& argv) {
+  TempDir dir("aotiplug-cmd-");
+  std::string line;
+  for (const auto& a : argv) line += shellQuote(a) + " ";
+  line += "> " + shellQuote((dir.path() / "out").string()) + " 2> " +
+          shellQuote((dir.path() / "err").string());
+  const int status = std::system(line.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = readFile(dir.path() / "out");
+  r.err = readFile(dir.path() / "err");
+  return r;
 }
 
 }  // namespace aotiplug_test

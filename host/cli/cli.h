@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+
+// Shared pieces of the aotiplug command-line tool: exit codes, where plugins and the demo
+// live, output helpers. Each command lives in its own file (cmd_*.cpp).
+
+#include <aotiplug/host/plugin_loader.h>
+
+#include <nlohmann/json.hpp>
+
+#include <ATen/Tensor.h>
+
+#include <string>
+#include <vector>
+
+namespace aotiplug::cli {
+
+// Exit codes, documented in `aotiplug --help` and docs/cli.md.
+enum ExitCode : int {
+  kExitOk = 0,        // success
+  kExitError = 1,     // the work failed: bad package, model or plugin error, I/O
+  kExitUsage = 2,     // bad command line
+  kExitCheck = 3,     // the work ran but a check failed: outputs differ from eager, a plugin
+                      // was rejected, a plugin check found a problem
+};
+
+// The plugin directory to use when none is given: next to the executable, in the build
+// tree (<build>/plugins) or the install tree (<prefix>/<libdir>/aotiplug/plugins). Never
+// the current directory, never an environment variable.
+std::string defaultPluginDir();
+
+// The directory holding the running executable.
+std::string executableDir();
+
+// Loads the plugins of `dir` into `loader`; returns their records.
+std::vector<PluginRecord> loadPlugins(PluginLoader& loader, const std::string& dir);
+
+// JSON view of a plugin record.
+nlohmann::json toJson(const PluginRecord& record);
+
+// "float32 [2, 10]".
+std::string describeTensor(const at::Tensor& t);
+
+// FNV-1a 64 of a tensor's bytes (made contiguous, on the CPU), as 16 hex digits.
+std::string tensorHash(const at::Tensor& t);
+
+// Whether standard error is a terminal (progress indicators are shown only then).
+bool stderrIsTerminal();
+
+// The commands. Each parses its own arguments (argv[0] is the command name).
+int runPluginsCommand(int argc, char** argv);
+int runRunCommand(int argc, char** argv);
+int runPluginCheckCommand(int argc, char** argv);
+
+// Compiles the bundled demo model (models/demo.py) into cache_dir unless it is already
+// there; returns the .pt2 path. Shows progress on standard error.
+std::string ensureDemoPackage(const std::string& cache_dir);
+
+}  // namespace aotiplug::cli

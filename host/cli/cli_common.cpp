@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "cli.h"
+
+#include "cli_config.h"
+
+#include <aotiplug/manifest.h>
+
+#include <ATen/ops/empty.h>
+#include <c10/core/DeviceType.h>
+
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+namespace aotiplug::cli {
+
+namespace fs = std::filesystem;
+
+std::string executableDir() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : self.parent_path().string();
+}
+
+std::string defaultPluginDir() {
+  const fs::path exe = executableDir();
+  std::error_code ec;
+  // Build tree: <build>/host/aotiplug -> <build>/plugins.
+  if (fs::is_directory(exe.parent_path() / "plugins", ec) &&
+      fs::exists(exe.parent_path() / "meson-info", ec)) {
+    return (exe.parent_path() / "plugins").string();
+  }
+  // Install tree: <prefix>/bin/aotiplug -> <prefix>/<libdir>/aotiplug/plugins.
+  return (exe.parent_path() / AOTIPLUG_CLI_LIBDIR / "aotiplug" / "plugins").lexically_normal().string();
+}
+
+std::vector<PluginRecord> loadPlugins(PluginLoader& loader, const std::string& dir) {
+  return loader.loadDirectory(fs::absolute(dir).lexically_normal().string());
+}
+
+nlohmann::json toJson(const PluginRecord& r) {
+  nlohmann::json j;
+  j["path"] = r.path;
+  j["state"] = pluginStateName(r.state);
+  j["problem"] = r.problem == PluginProblem::kNone ? nlohmann::json() : nlohmann::json(pluginProblemName(r.problem));
+  j["reason"] = r.reason;
+  if (r.manifest) {
+    const PluginManifest& m = *r.manifest;
+    j["name"] = m.name;
+    j["version"] = m.version;
+    j["abi"] = std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor);
+    j["torch_version"] = m.torch_version;
+    j["cxx11_abi"] = m.cxx11_abi;
+    j["sdk_version"] = m.sdk_version;
+    nlohmann::json devices = nlohmann::json::array();
+    for (c10::DeviceType d : m.devices) devices.push_back(c10::DeviceTypeName(d, true));
+    j["devices"] = devices;
+  }
+  nlohmann::json regs = nlohmann::json::array();
+  for (const auto& reg : r.registrations) {
+    regs.push_back({{"device", c10::DeviceTypeName(reg.device_type, true)},
+                    {"priority", reg.priority},
+                    {"active", reg.active},
+                    {"lost_to", reg.lost_to}});
+  }
+  j["registrations"] = regs;
+  j["warnings"] = r.warnings;
+  return j;
+}
+
+std::string describeTensor(const at::Tensor& t) {
+  if (!t.defined()) return "none";
+  std::ostringstream os;
+  os << c10::toString(t.scalar_type()) << " " << t.sizes();
+  return os.str();
+}
+
+std::string tensorHash(const at::Tensor& t) {
+  if (!t.defined()) return "";
+  const at::Tensor c = t.cpu().contiguous();
+  const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+  std::uint64_t h = 1469598103934665603ULL;
+  for (std::size_t i = 0; i < c.nbytes(); ++i) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016" PRIx64, h);
+  return text;
+}
+
+bool stderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+}  // namespace aotiplug::cli

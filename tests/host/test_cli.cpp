@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The aotiplug command-line tool end to end, on real packages and plugins: JSON output
+// parsed and checked, exit codes, error messages.
+#define BOOST_TEST_MODULE cli
+#include <boost/test/unit_test.hpp>
+
+#include "../common/fixtures.h"
+
+#include <nlohmann/json.hpp>
+
+#include <torch/csrc/jit/serialization/pickle.h>
+
+namespace {
+
+using aotiplug_test::CommandResult;
+using aotiplug_test::contains;
+using aotiplug_test::runCommand;
+namespace fs = std::filesystem;
+
+std::string cli() { return (aotiplug_test::buildRoot() / "host" / "aotiplug").string(); }
+std::string pluginDir() { return (aotiplug_test::buildRoot() / "plugins").string(); }
+
+CommandResult runCli(std::vector<std::string> args) {
+  args.insert(args.begin(), cli());
+  return runCommand(args);
+}
+
+nlohmann::json parseJson(const CommandResult& r) {
+  BOOST_TEST_INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  BOOST_REQUIRE(!j.is_discarded());
+  return j;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(run_json_reports_outputs_eager_match_and_latency) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("multi_io");
+  const CommandResult r = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--iters",
+                                    "10", "--threads", "2", "--json"});
+  BOOST_TEST(r.exit_code == 0, r.err);
+  const auto j = parseJson(r);
+  BOOST_TEST(j["device"] == "cpu");
+  BOOST_TEST(j["plugin"]["name"] == "cpu");
+  BOOST_TEST(j["inputs_source"] == "the package's sample inputs");
+  BOOST_TEST(j["eager"]["compared"] == true);
+  BOOST_TEST(j["eager"]["match"] == true);
+  BOOST_REQUIRE(j["outputs"].size() == f.outputs.size());
+  for (std::size_t i = 0; i < f.outputs.size(); ++i) {
+    BOOST_TEST(j["outputs"][i]["shape"].get<std::vector<std::int64_t>>() == f.outputs[i].sizes().vec());
+  }
+  BOOST_TEST(j["outputs"][1]["dtype"] == "Long");
+  BOOST_TEST(j["outputs"][3]["dtype"] == "Half");
+  BOOST_TEST(j["timing"]["iterations"] == 10);
+  BOOST_TEST(j["timing"]["threads"] == 2);
+  BOOST_TEST(j["timing"]["p50_ms"].get<double>() > 0.0);
+  BOOST_TEST(j["timing"]["p99_ms"].get<double>() >= j["timing"]["p50_ms"].get<double>());
+}
+
+BOOST_AUTO_TEST_CASE(run_text_says_the_outputs_match_eager) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("conv");
+  const CommandResult r = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--iters", "3"});
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(contains(r.out, "outputs match PyTorch eager"), r.out);
+  BOOST_TEST(contains(r.out, "served by plugin 'cpu'"), r.out);
+  BOOST_TEST(contains(r.out, "latency  3 runs"), r.out);
+}
+
+BOOST_AUTO_TEST_CASE(run_with_an_inputs_file) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("dynamic_batch");
+  aotiplug_test::TempDir dir;
+  const auto bytes = torch::jit::pickle_save(c10::IValue(c10::List<at::Tensor>(f.extra_inputs)));
+  aotiplug_test::writeFile(dir.path() / "inputs.pt", std::string(bytes.begin(), bytes.end()));
+  const CommandResult r = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs",
+                                    (dir.path() / "inputs.pt").string(), "--iters", "1", "--json"});
+  BOOST_TEST(r.exit_code == 0, r.err);
+  const auto j = parseJson(r);
+  BOOST_TEST(j["eager"]["compared"] == false);
+  BOOST_TEST(j["outputs"][0]["shape"].get<std::vector<std::int64_t>>() ==
+             f.extra_outputs[0].sizes().vec());
+  const double sum = j["outputs"][0]["sum"].get<double>();
+  BOOST_TEST(std::abs(sum - f.extra_outputs[0].sum().item<double>()) < 1e-3);
+
+  // Inputs that do not fit the model: a clear error, exit code 1.
+  const auto wrong = torch::jit::pickle_save(c10::IValue(c10::List<at::Tensor>({f.inputs[0].t()})));
+  aotiplug_test::writeFile(dir.path() / "wrong.pt", std::string(wrong.begin(), wrong.end()));
+  const CommandResult bad = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs",
+                                      (dir.path() / "wrong.pt").string()});
+  BOOST_TEST(bad.exit_code == 1);
+  BOOST_TEST(contains(bad.err, "input 0 ('x')"), bad.err);
+}
+
+BOOST_AUTO_TEST_CASE(plugins_json_lists_loaded_and_rejected_plugins) {
+  const CommandResult ok = runCli({"plugins", "--dir", pluginDir(), "--json"});
+  BOOST_TEST(ok.exit_code == 0, ok.err);
+  const auto j = parseJson(ok);
+  bool saw_cpu = false;
+  for (const auto& p : j["plugins"]) {
+    if (p["name"] == "cpu") {
+      saw_cpu = true;
+      BOOST_TEST(p["state"] == "loaded");
+      BOOST_TEST(p["devices"][0] == "cpu");
+      BOOST_TEST(p["registrations"][0]["active"] == true);
+    }
+  }
+  BOOST_TEST(saw_cpu);
+
+  aotiplug_test::TempDir dir;
+  fs::copy_file(aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so",
+                dir.path() / "libaotiplug_cpu.so");
+  aotiplug_test::writeFile(dir.path() / "libbroken.so", "garbage");
+  const CommandResult mixed = runCli({"plugins", "--dir", dir.str(), "--json"});
+  BOOST_TEST(mixed.exit_code == 3, "a rejected plugin gives exit code 3");
+  const auto m = parseJson(mixed);
+  BOOST_REQUIRE(m["plugins"].size() == 2u);
+  BOOST_TEST(m["plugins"][0]["state"] == "loaded");
+  BOOST_TEST(m["plugins"][1]["state"] == "rejected");
+  BOOST_TEST(m["plugins"][1]["problem"] == "not a shared library");
+}
+
+BOOST_AUTO_TEST_CASE(errors_and_usage_have_their_exit_codes) {
+  BOOST_TEST(runCli({"--help"}).exit_code == 0);
+  BOOST_TEST(runCli({}).exit_code == 2);
+  BOOST_TEST(runCli({"frobnicate"}).exit_code == 2);
+  for (const char* cmd : {"run", "plugins"}) {
+    const CommandResult help = runCli({cmd, "--help"});
+    BOOST_TEST(help.exit_code == 0);
+    BOOST_TEST(contains(help.out, "Exit codes"), cmd);
+  }
+  const CommandResult bad_option = runCli({"run", "--no-such-option"});
+  BOOST_TEST(bad_option.exit_code == 2);
+  BOOST_TEST(contains(bad_option.err, "no-such-option"), bad_option.err);
+
+  const CommandResult missing = runCli({"run", "/nonexistent/model.pt2", "--plugins", pluginDir()});
+  BOOST_TEST(missing.exit_code == 1);
+  BOOST_TEST(contains(missing.err, "package /nonexistent/model.pt2: no such file"), missing.err);
+
+  aotiplug_test::TempDir empty;
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
+  const CommandResult no_plugin = runCli({"run", f.pt2.string(), "--plugins", empty.str()});
+  BOOST_TEST(no_plugin.exit_code == 1);
+  BOOST_TEST(contains(no_plugin.err, "no loaded plugin serves device type 'cpu'"), no_plugin.err);
+
+  const CommandResult no_dir = runCli({"plugins", "--dir", "/nonexistent/plugins"});
+  BOOST_TEST(no_dir.exit_code == 1);
+  BOOST_TEST(contains(no_dir.err, "does not exist"), no_dir.err);
+}
