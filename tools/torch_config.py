@@ -25,6 +25,17 @@ def main() -> int:
     print("lib=" + os.path.join(root, "lib"))
     print("include=" + os.path.join(root, "include"))
     print("version_file=" + os.path.join(root, "version.py"))
+    # The CUDA runtime headers the cu* wheels ship (nvidia/cu13/include...), usable when no
+    # CUDA toolkit is installed.
+    cuda_include = ""
+    if cuda:
+        nvidia = importlib.util.find_spec("nvidia")
+        for base in (nvidia.submodule_search_locations or []) if nvidia else []:
+            for sub in sorted(os.listdir(base)):
+                candidate = os.path.join(base, sub, "include")
+                if os.path.exists(os.path.join(candidate, "cuda_runtime_api.h")):
+                    cuda_include = candidate
+    print("cuda_include=" + cuda_include)
     return 0
 
 

@@ -178,8 +178,10 @@ def package_model(
                 else:
                     out_name = name
                 writer.write_bytes(out_name, reader.read_bytes(name))
-            writer.write_bytes(f"data/sample_inputs/{model_name}.pt", _save(list(sample)))
+            # Saved on the CPU so any host can read them; hosts move them to the device.
+            writer.write_bytes(f"data/sample_inputs/{model_name}.pt",
+                               _save([t.detach().cpu() for t in sample]))
             writer.write_bytes(f"extra/aotiplug/{model_name}/reference_outputs.pt",
-                               _save([t.detach().contiguous() for t in reference]))
+                               _save([t.detach().cpu().contiguous() for t in reference]))
         shutil.move(final, path)
     return {"inputs": in_specs, "outputs": out_specs}

@@ -1,0 +1,64 @@
+"""Compile the GPU check's model with this machine's torch, on its GPU.
+
+Writes OUT/model.pt2 (python/aotiplug packager) and OUT/model.data.pt (inputs, eager
+outputs, two weight sets and the eager outputs of the second; all on the CPU).
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+
+
+class GpuMlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(1024, 2048)
+        self.fc2 = nn.Linear(2048, 1024)
+        self.norm = nn.LayerNorm(1024)
+
+    def forward(self, x):
+        return self.norm(self.fc2(torch.nn.functional.gelu(self.fc1(x))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    from aotiplug import package_model
+
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    model = GpuMlp().to(device).eval()
+    x = torch.randn(32, 1024, device=device)
+    start = time.time()
+    package_model(model, (x,), os.path.join(args.out, "model.pt2"))
+    print(f"compiled the CUDA model in {time.time() - start:.1f} s", flush=True)
+    with torch.no_grad():
+        state_a = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        outputs = [model(x)]
+        g = torch.Generator(device="cpu").manual_seed(7)
+        state_b = {k: (torch.rand(v.shape, generator=g) * 0.2 - 0.1).to(device) for k, v in state_a.items()}
+        model.load_state_dict(state_b)
+        outputs_b = [model(x)]
+    cpu = lambda ts: [t.detach().cpu() for t in ts]
+    torch.save({
+        "inputs": cpu([x]),
+        "outputs": cpu(outputs),
+        "weights_a": {k: v.cpu() for k, v in state_a.items()},
+        "weights_b": {k: v.cpu() for k, v in state_b.items()},
+        "outputs_b": cpu(outputs_b),
+        "device_name": torch.cuda.get_device_name(0),
+        "torch_version": torch.__version__,
+    }, os.path.join(args.out, "model.data.pt"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

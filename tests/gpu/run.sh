@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh — the GPU check, for a GPU machine with torch, meson and ninja but no
+# Boost and no network (docs/gpu.md). Prepare first, on a development machine:
+#     .venv/bin/python tests/gpu/prepare_inputs.py     # -> build-gpu-inputs/include
+# then run this with build-gpu-inputs travelling along. It builds the project, compiles a
+# small CUDA model with that machine's torch, runs it through the host pieces and the CUDA
+# plugin, checks against eager on the GPU, times run() against upstream's
+# AOTIModelContainerRunnerCuda, hot-swaps weights on the GPU, and writes everything to
+# $OUT/gpu_results.json (plus the log, $OUT/gpu_log.txt). Exit 0 when every check passed.
+set -uo pipefail
+cd "$(dirname "$(readlink -f "$0")")/../.."
+OUT=${OUT:-$PWD/build-gpu/out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu_log.txt") 2>&1
+T0=$(date +%s)
+step() { echo "== [$(( $(date +%s) - T0 )) s] $*"; }
+
+PY=${PYTHON:-$(command -v python3 || command -v python)}
+step "torch on this machine ($PY)"
+"$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' || exit 1
+VENDOR=$PWD/build-gpu-inputs/include
+if [ ! -d "$VENDOR/boost" ]; then
+  echo "missing $VENDOR: run tests/gpu/prepare_inputs.py on a development machine first"
+  exit 2
+fi
+
+step "configure and build (meson + ninja)"
+rm -rf build-gpu/meson-private build-gpu/build.ninja
+meson setup build-gpu --reconfigure -Dpython="$PY" -Dtests=disabled -Dhost=disabled \
+  -Dgpu_check=true -Dvendor_include="$VENDOR" -Dbuildtype=release -Dwerror=false \
+  || meson setup build-gpu -Dpython="$PY" -Dtests=disabled -Dhost=disabled \
+  -Dgpu_check=true -Dvendor_include="$VENDOR" -Dbuildtype=release || exit 1
+ninja -C build-gpu || exit 1
+
+if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+  step "no GPU here: the build works; nothing to run"
+  build-gpu/tests/gpu/gpu_check --out "$OUT/gpu_results.json"
+  exit 4
+fi
+
+step "compile the CUDA model with this machine's torch"
+TORCHINDUCTOR_CACHE_DIR=$PWD/build-gpu/inductor "$PY" tests/gpu/make_cuda_model.py --out build-gpu/gpu-model || exit 1
+
+step "run, compare, time, swap"
+build-gpu/tests/gpu/gpu_check --plugins build-gpu/plugins --package build-gpu/gpu-model/model.pt2 \
+  --data build-gpu/gpu-model/model.data.pt --out "$OUT/gpu_results.json"
+rc=$?
+step "done (exit $rc); results in $OUT/gpu_results.json"
+exit $rc
