@@ -3,13 +3,16 @@
 
 // aotiplug::cpu::CpuRunner — runs AOTInductor CPU models.
 //
-// A ModelLibraryRunner (model_library_runner.h) that accepts only "cpu" device strings.
+// A ModelLibraryRunner (model_library_runner.h) that accepts only "cpu" device strings and
+// refuses models compiled for CPU features this machine lacks (cpu_isa.h).
 // num_models model instances run concurrently; run_single_threaded serializes runs on one
 // instance. Thread safety: as ModelContainerRunner.
 
 #include <aotiplug/error.h>
 #include <aotiplug/model_library_runner.h>
 #include <aotiplug/runner_registry.h>
+
+#include "cpu_isa.h"
 
 #include <string>
 
@@ -20,14 +23,21 @@ class CpuRunner final : public ModelLibraryRunner {
   CpuRunner(const std::string& model_so_path, std::size_t num_models,
             const std::string& device_str, const std::string& cubin_dir,
             bool run_single_threaded)
-      : ModelLibraryRunner(model_so_path, num_models, checkedDevice(device_str), cubin_dir,
-                           run_single_threaded) {}
+      : ModelLibraryRunner(model_so_path, num_models, checked(model_so_path, device_str),
+                           cubin_dir, run_single_threaded) {}
 
  private:
-  static const std::string& checkedDevice(const std::string& device_str) {
+  // Runs before the model library is loaded: the device, and the CPU features the model
+  // was compiled for (cpu_isa.h).
+  static const std::string& checked(const std::string& model_so_path,
+                                    const std::string& device_str) {
     if (parseDevice(device_str).type() != c10::DeviceType::CPU) {
       throw Error(StatusCode::kInvalidArgument,
                   "the CPU runner serves device 'cpu' only, got '" + device_str + "'");
+    }
+    const auto metadata = ModelLibrary::readMetadata(model_so_path);
+    if (auto isa = metadata.find("AOTI_CPU_ISA"); isa != metadata.end()) {
+      checkCpuIsa(model_so_path, isa->second, cpuFlags());
     }
     return device_str;
   }

@@ -16,6 +16,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/inductor/aoti_runner/model_container_runner_cpu.h>
 
+#include "../../plugins/cpu/cpu_isa.h"
+
 #include <atomic>
 #include <thread>
 
@@ -326,4 +328,31 @@ BOOST_AUTO_TEST_CASE(models_needing_the_proxy_executor_are_refused) {
   aotiplug_test::writeFile(dir.path() / "model.json", R"({"nodes": []})");
   auto ours = cpuRunner(so);
   aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "empty extern-node file");
+}
+
+BOOST_AUTO_TEST_CASE(models_for_cpu_features_this_machine_lacks_are_refused) {
+  // The check itself, against a made-up CPU without AVX-512.
+  const std::set<std::string> avx2_only = {"avx2", "fma", "f16c", "sse4_2"};
+  aotiplug::cpu::checkCpuIsa("m.so", "AVX2", avx2_only);
+  expectError([&] { aotiplug::cpu::checkCpuIsa("m.so", "AVX512 AVX512_VNNI", avx2_only); },
+              StatusCode::kIncompatible, {"m.so", "'AVX512 AVX512_VNNI'", "lacks avx512f", "avx512_vnni",
+                                          "illegal instruction"});
+  aotiplug::cpu::checkCpuIsa("m.so", "SOMETHING_NEW", avx2_only);  // unknown: not refused
+
+  // End to end, through the plugin: a copy of a model whose metadata claims AVX-512 + AMX is
+  // refused exactly when this CPU lacks them (so the runner reads the model's metadata).
+  Fixture f = loadFixture("mlp");
+  aotiplug_test::TempDir dir;
+  const fs::path so = dir.path() / "model.so";
+  fs::copy_file(f.so, so);
+  aotiplug_test::writeFile(dir.path() / "model_metadata.json",
+                           R"({"AOTI_DEVICE_KEY": "cpu", "AOTI_CPU_ISA": "AVX512 AMX_TILE"})");
+  const auto flags = aotiplug::cpu::cpuFlags();
+  const bool has_amx = flags.count("amx_tile") != 0 && flags.count("amx_bf16") != 0 &&
+                       flags.count("amx_int8") != 0 && flags.count("avx512f") != 0;
+  if (has_amx) {
+    BOOST_TEST(cpuRunner(so)->run(f.inputs).size() == 1u);
+  } else {
+    expectError([&] { cpuRunner(so); }, StatusCode::kIncompatible, {"plugin 'cpu'", "lacks"});
+  }
 }

@@ -82,8 +82,10 @@ class ModelLibrary {
   std::vector<ConstantInfo> constants() const;
 
   // The AOTI metadata beside the library (<stem>_metadata.json, written by AOTInductor:
-  // AOTI_DEVICE_KEY, and anything given as aot_inductor.metadata). Empty when absent.
-  std::unordered_map<std::string, std::string> metadata() const;
+  // AOTI_DEVICE_KEY, AOTI_CPU_ISA, and anything given as aot_inductor.metadata). Empty when
+  // absent. The static form reads it before loading anything.
+  std::unordered_map<std::string, std::string> metadata() const { return readMetadata(path_); }
+  static std::unordered_map<std::string, std::string> readMetadata(const std::string& model_so_path);
 
   // ---- running ----
   // Runs the model. single_threaded uses AOTInductorModelContainerRunSingleThreaded
@@ -347,8 +349,9 @@ inline void ModelLibrary::refuseExternKernels() const {
                   "export to C++ programs. aotiplug refuses to run the model without it");
 }
 
-inline std::unordered_map<std::string, std::string> ModelLibrary::metadata() const {
-  std::filesystem::path file = path_;
+inline std::unordered_map<std::string, std::string> ModelLibrary::readMetadata(
+    const std::string& model_so_path) {
+  std::filesystem::path file = model_so_path;
   file.replace_extension();
   file += "_metadata.json";
   std::unordered_map<std::string, std::string> out;
@@ -362,7 +365,8 @@ inline std::unordered_map<std::string, std::string> ModelLibrary::metadata() con
     }
   } catch (const std::exception& e) {
     throw Error(StatusCode::kModelError,
-                "cannot read the metadata " + file.string() + " of model " + path_ + ": " + e.what());
+                "cannot read the metadata " + file.string() + " of model " + model_so_path + ": " +
+                    e.what());
   }
   return out;
 }
