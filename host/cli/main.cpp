@@ -52,7 +52,10 @@ int main(int argc, char** argv) {
     if (command == "plugins") return runPluginsCommand(argc - 1, argv + 1);
     if (command == "run") return runRunCommand(argc - 1, argv + 1);
     if (command == "plugin") {
-      if (argc >= 3 && std::strcmp(argv[2], "check") == 0) return runPluginCheckCommand(argc - 2, argv + 2);
+      // "__probe" is the child side of "check" (cmd_plugin_check.cpp), not for users.
+      if (argc >= 3 && (std::strcmp(argv[2], "check") == 0 || std::strcmp(argv[2], "__probe") == 0)) {
+        return runPluginCheckCommand(argc - 2, argv + 2);
+      }
       std::cerr << "aotiplug: 'plugin' needs a subcommand: plugin check LIB.so\n";
       return kExitUsage;
     }

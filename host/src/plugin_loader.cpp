@@ -338,7 +338,7 @@ void PluginLoader::settleDuplicatesLocked() {
       unloadLocked(record.path);
       record.state = PluginState::kRejected;
       record.problem = PluginProblem::kDuplicateLost;
-      record.reason = "duplicate device type: " + lost;
+      record.reason = lost;
       record.registrations.clear();
     }
   }

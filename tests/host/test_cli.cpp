@@ -145,3 +145,59 @@ BOOST_AUTO_TEST_CASE(errors_and_usage_have_their_exit_codes) {
   BOOST_TEST(no_dir.exit_code == 1);
   BOOST_TEST(contains(no_dir.err, "does not exist"), no_dir.err);
 }
+
+namespace {
+std::string testPlugin(const std::string& variant) {
+  return (aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / ("libtest_" + variant + ".so")).string();
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(plugin_check_passes_a_good_plugin_with_a_model) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("conv");
+  const CommandResult r = runCli({"plugin", "check", (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string(),
+                                  "--model", f.pt2.string(), "--json"});
+  BOOST_TEST(r.exit_code == 0, r.out << r.err);
+  const auto j = parseJson(r);
+  BOOST_TEST(j["ok"] == true);
+  BOOST_TEST(j["manifest"]["name"] == "cpu");
+  BOOST_TEST(j["compatible"] == true);
+  BOOST_TEST(j["probe"]["registered"][0] == "cpu");
+  BOOST_TEST(j["probe"]["reports_errors"] == true);
+  BOOST_TEST(j["probe"]["model_matches_eager"] == true);
+  BOOST_TEST(j["probe"]["unloads_cleanly"] == true);
+}
+
+BOOST_AUTO_TEST_CASE(plugin_check_reports_incompatible_and_crashing_plugins) {
+  const CommandResult abi = runCli({"plugin", "check", testPlugin("abi_major"), "--json"});
+  BOOST_TEST(abi.exit_code == 3);
+  const auto a = parseJson(abi);
+  BOOST_TEST(a["compatible"] == false);
+  BOOST_TEST(!a.contains("probe"), "an incompatible plugin is never loaded");
+  BOOST_TEST(contains(a["problems"][0].get<std::string>(), "SDK ABI major differs"));
+
+  // Its load hook dies of SIGSEGV: only the child process goes down.
+  const CommandResult crash = runCli({"plugin", "check", testPlugin("crashes_on_load")});
+  BOOST_TEST(crash.exit_code == 3);
+  BOOST_TEST(contains(crash.out, "crashed the probe process: signal 11"), crash.out);
+
+  const CommandResult rejected = runCli({"plugin", "check", testPlugin("undeclared_device")});
+  BOOST_TEST(rejected.exit_code == 3);
+  BOOST_TEST(contains(rejected.out, "undeclared device type"), rejected.out);
+
+  const CommandResult missing = runCli({"plugin", "check", "/nonexistent/libx.so"});
+  BOOST_TEST(missing.exit_code == 1);
+  BOOST_TEST(contains(missing.err, "does not exist"), missing.err);
+}
+
+BOOST_AUTO_TEST_CASE(the_conformance_kit_passes_good_plugins_and_fails_bad_ones) {
+  const std::string kit = (aotiplug_test::buildRoot() / "host" / "aotiplug-conformance").string();
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
+  const auto good = runCommand({kit, "--color_output=no", "--", "--plugin",
+                                (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string(),
+                                "--model", f.pt2.string()});
+  BOOST_TEST(good.exit_code == 0, good.out << good.err);
+  for (const char* bad : {"undeclared_device", "crashes_on_load", "abi_minor_newer"}) {
+    const auto r = runCommand({kit, "--color_output=no", "--", "--plugin", testPlugin(bad)});
+    BOOST_TEST(r.exit_code != 0, bad << " passed the conformance kit");
+  }
+}

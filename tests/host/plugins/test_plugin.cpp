@@ -11,10 +11,12 @@
 //   TEST_PLUGIN_TWICE                         registers CPU twice
 //   TEST_PLUGIN_NULL_CREATOR                  registers a creator that returns nothing
 //   TEST_PLUGIN_CREATOR_THROWS                runner constructor throws (fake_runner.h)
+//   TEST_PLUGIN_CRASH_ON_LOAD                 a load hook that dies of SIGSEGV
 #include <aotiplug/plugin.h>
 
 #include "fake_runner.h"
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -40,6 +42,11 @@ AOTIPLUG_ON_LOAD(leaveTrace);
 #ifdef TEST_PLUGIN_THROW_ON_LOAD
 void refuseToLoad() { throw std::runtime_error("this plugin's load hook always throws"); }
 AOTIPLUG_ON_LOAD(refuseToLoad);
+#endif
+
+#ifdef TEST_PLUGIN_CRASH_ON_LOAD
+void crash() { std::raise(SIGSEGV); }
+AOTIPLUG_ON_LOAD(crash);
 #endif
 
 #ifdef TEST_PLUGIN_NULL_CREATOR

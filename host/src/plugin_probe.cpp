@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include <aotiplug/host/plugin_probe.h>
+
+#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/runner_registry.h>
+
+#include <ATen/ops/abs.h>
+#include <ATen/ops/max.h>
+#include <ATen/ops/sub.h>
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <sstream>
+
+namespace aotiplug {
+
+namespace {
+
+bool isMapped(const std::string& path) {
+  void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) return false;
+  ::dlclose(h);
+  return true;
+}
+
+}  // namespace
+
+std::string defaultDeviceString(c10::DeviceType type) { return c10::DeviceTypeName(type, true); }
+
+nlohmann::json ProbeReport::toJson() const {
+  nlohmann::json j;
+  j["path"] = record.path;
+  j["state"] = pluginStateName(record.state);
+  j["problem"] = record.problem == PluginProblem::kNone ? "" : pluginProblemName(record.problem);
+  j["reason"] = record.reason;
+  j["name"] = record.name();
+  j["registered"] = registered;
+  j["reports_errors"] = reports_errors;
+  j["error_example"] = error_example;
+  j["model_checked"] = model_checked;
+  j["model_matches_eager"] = model_matches_eager;
+  j["model_summary"] = model_summary;
+  j["unloads_cleanly"] = unloads_cleanly;
+  j["problems"] = problems;
+  j["ok"] = ok();
+  return j;
+}
+
+ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
+  ProbeReport report;
+  {
+    PluginLoader loader(options.loader);
+    report.record = loader.load(path);
+    if (!report.record.loaded()) {
+      report.problems.push_back("rejected (" + std::string(pluginProblemName(report.record.problem)) +
+                                "): " + report.record.reason);
+      report.unloads_cleanly = !isMapped(report.record.path);
+      return report;
+    }
+    for (const auto& w : report.record.warnings) report.problems.push_back(w);
+    for (const auto& reg : report.record.registrations) {
+      report.registered.push_back(c10::DeviceTypeName(reg.device_type, true));
+    }
+
+    // Errors must come back as errors.
+    const std::vector<c10::DeviceType> declared =
+        report.record.manifest ? report.record.manifest->devices : std::vector<c10::DeviceType>{};
+    report.reports_errors = !declared.empty();
+    for (c10::DeviceType type : declared) {
+      try {
+        auto runner = createRunner(type, "/nonexistent/aotiplug-probe/model.so", 1,
+                                   defaultDeviceString(type), "", false);
+        report.reports_errors = false;
+        report.problems.push_back("created a " + defaultDeviceString(type) +
+                                  " runner for a model file that does not exist");
+      } catch (const Error& e) {
+        if (std::string(e.what()).empty()) {
+          report.reports_errors = false;
+          report.problems.push_back("refused a missing model file without a message");
+        } else if (report.error_example.empty()) {
+          report.error_example = e.what();
+        }
+      }
+    }
+
+    // A real model, when given.
+    if (!options.model_package.empty()) {
+      report.model_checked = true;
+      try {
+        ExecutorConfig config;
+        config.maxNumConcurrentThreads = 1;
+        config.device = options.device;
+        config.log = [](const std::string&) {};
+        AOTIDelegateExecutor exec(options.model_package, nullptr, config);
+        std::vector<at::Tensor> inputs = exec.package().sampleInputs(exec.packagedModel());
+        if (inputs.empty()) {
+          report.problems.push_back("the model package has no sample inputs to run");
+        } else {
+          const c10::Device device = parseDevice(exec.device());
+          for (auto& t : inputs) t = t.to(device);
+          const auto outputs = exec.run(inputs);
+          const auto reference = exec.package().referenceOutputs(exec.packagedModel());
+          double worst = 0;
+          bool match = !reference.empty() && reference.size() == outputs.size();
+          for (std::size_t i = 0; match && i < outputs.size(); ++i) {
+            if (outputs[i].sizes() != reference[i].sizes()) {
+              match = false;
+              break;
+            }
+            worst = std::max(worst, at::sub(outputs[i].cpu().to(at::kDouble), reference[i].to(at::kDouble))
+                                        .abs().max().item<double>());
+          }
+          report.model_matches_eager = match && worst < 1e-3;
+          std::ostringstream os;
+          os << outputs.size() << " output(s)";
+          if (!reference.empty()) os << ", max abs difference from eager " << worst;
+          report.model_summary = os.str();
+          if (!reference.empty() && !report.model_matches_eager) {
+            report.problems.push_back("the model's outputs differ from eager: " + report.model_summary);
+          }
+        }
+      } catch (const std::exception& e) {
+        report.problems.push_back(std::string("running the model failed: ") + e.what());
+      }
+    }
+  }  // the loader unloads everything here
+  report.unloads_cleanly = !isMapped(report.record.path);
+  if (!report.unloads_cleanly) {
+    report.problems.push_back(
+        "still mapped after unloading (STB_GNU_UNIQUE symbols, RTLD_NODELETE, or something it "
+        "started keeps it loaded)");
+  }
+  return report;
+}
+
+}  // namespace aotiplug
