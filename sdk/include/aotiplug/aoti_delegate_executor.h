@@ -132,8 +132,12 @@ inline AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_pat
 
   directory_ = std::make_unique<PrivateDirectory>("aotiplug-model-", config_.extractionDir);
   const std::string so_path = package_->extract(*model_, *directory_);
-  runner_ = createRunner(device_type, so_path, config_.maxNumConcurrentThreads, device_,
-                         directory_->path(), config_.runSingleThreaded);
+  try {
+    runner_ = createRunner(device_type, so_path, config_.maxNumConcurrentThreads, device_,
+                           directory_->path(), config_.runSingleThreaded);
+  } catch (const Error& e) {
+    throw Error(e.code(), "package " + package_path + " (model '" + model_->name + "'): " + e.what());
+  }
 
   for (const ConstantInfo& c : runner_->info().constants) {
     if (!c.from_folded) by_fqn_.emplace(c.original_fqn, &c);

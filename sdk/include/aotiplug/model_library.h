@@ -233,7 +233,8 @@ inline ModelLibrary::ModelLibrary(const std::string& model_so_path, std::size_t 
   }
   if (!missing.empty()) {
     std::string list;
-    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    for (std::size_t i = 0; i < missing.size() && i < 3; ++i) list += (i == 0 ? "" : ", ") + missing[i];
+    if (missing.size() > 3) list += " and " + std::to_string(missing.size() - 3) + " more";
     throw Error(StatusCode::kModelError,
                 "model library " + path_ +
                     " is not an AOTInductor model library (or one of an unsupported "

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Hostile packages (tests/fixtures/make_hostile.py): each gives a clear error naming the
+// package and the cause, leaves no file behind (in the extraction directory or where an
+// entry name points), and the executor keeps working for good packages afterwards.
+#define BOOST_TEST_MODULE hostile_packages
+#include <boost/test/unit_test.hpp>
+
+#include "../common/fixtures.h"
+
+#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/host/plugin_loader.h>
+
+namespace {
+
+using aotiplug::StatusCode;
+using aotiplug_test::expectError;
+namespace fs = std::filesystem;
+
+struct LoadPlugins {
+  aotiplug::PluginLoader loader;
+  LoadPlugins() { loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string()); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+
+fs::path hostile(const std::string& name) {
+  return fs::path(aotiplug_test::requireEnv("AOTIPLUG_HOSTILE")) / (name + ".pt2");
+}
+
+// Opens a hostile package with an executor extracting into its own directory; expects the
+// error, then checks that nothing was left behind.
+void expectRefused(const std::string& name, StatusCode code, std::vector<std::string> fragments,
+                   const std::string& model = {}) {
+  BOOST_TEST_CONTEXT("package " << name) {
+    aotiplug_test::TempDir base;
+    aotiplug::ExecutorConfig config;
+    config.extractionDir = (base.path() / "extract").string();
+    fs::create_directory(config.extractionDir);
+    const std::string path = hostile(name).string();
+    fragments.push_back(path);  // the message names the package
+    expectError([&] { aotiplug::AOTIDelegateExecutor(path, nullptr, config, model); }, code, fragments);
+    BOOST_TEST(fs::is_empty(config.extractionDir), "files were left in the extraction directory");
+    std::size_t entries = 0;
+    for (const auto& e : fs::recursive_directory_iterator(base.path())) entries += e.is_regular_file() ? 1 : 0;
+    BOOST_TEST(entries == 0u, "files were written outside the extraction directory");
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_hostile_package_is_refused_clearly_and_leaves_nothing) {
+  expectRefused("not_a_zip", StatusCode::kInvalidArgument, {"not a readable .pt2 archive"});
+  expectRefused("truncated", StatusCode::kInvalidArgument, {"not a readable .pt2 archive"});
+  expectRefused("no_version", StatusCode::kInvalidArgument, {"not a readable .pt2 archive", "version"});
+  expectRefused("no_library", StatusCode::kInvalidArgument, {"has no model library (.so) under data/aotinductor/model/"});
+  expectRefused("two_models", StatusCode::kInvalidArgument, {"holds 2 models (model, model2): name one"});
+  expectRefused("two_models", StatusCode::kNotFound, {"has no model 'model3' (it has: model, model2)"}, "model3");
+  expectRefused("dotdot", StatusCode::kInvalidArgument, {"unsafe name", ".."});
+  expectRefused("absolute", StatusCode::kInvalidArgument, {"not a readable .pt2 archive"});
+  expectRefused("bomb", StatusCode::kInvalidArgument, {"weights.bin", "declares 268435456 bytes", "refusing to inflate"});
+  expectRefused("not_aoti_library", StatusCode::kModelError,
+                {"is not an AOTInductor model library", "AOTInductorModelContainerCreateWithDevice"});
+  expectRefused("xpu_device", StatusCode::kNotFound, {"needs device 'xpu'", "registered: cpu"});
+  expectRefused("bad_metadata", StatusCode::kInvalidArgument, {"_metadata.json is not a JSON object"});
+  expectRefused("bad_specs", StatusCode::kInvalidArgument, {"input specs of model 'model'", "unknown dtype 'float99'"});
+  // Nothing escaped to where the hostile names pointed.
+  BOOST_TEST(!fs::exists("/tmp/aotiplug-absolute.txt"));
+  BOOST_TEST(!fs::exists(fs::temp_directory_path() / "aotiplug-escaped.txt"));
+}
+
+BOOST_AUTO_TEST_CASE(a_named_model_in_a_package_with_several_runs) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
+  aotiplug::ExecutorConfig config;
+  config.log = [](const std::string&) {};
+  aotiplug::AOTIDelegateExecutor exec(hostile("two_models").string(), nullptr, config, "model2");
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "model2");
+}
+
+BOOST_AUTO_TEST_CASE(good_packages_still_work_after_hostile_ones) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
+  aotiplug::AOTIDelegateExecutor exec(f.pt2.string());
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "a good package");
+}
