@@ -11,6 +11,8 @@
 
 #include <ATen/ops/arange.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <map>
 
@@ -250,6 +252,19 @@ BOOST_AUTO_TEST_CASE(untrusted_and_relative_paths_are_refused) {
   PluginLoader lenient(relaxed);
   auto relaxed_records = byFile(lenient.loadDirectory(plugins.str()));
   BOOST_TEST(relaxed_records["libaardvark.so"].loaded(), relaxed_records["libaardvark.so"].reason);
+}
+
+BOOST_AUTO_TEST_CASE(files_owned_by_another_user_are_refused) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("not root: cannot give a file to another user; skipped");
+    return;
+  }
+  TempDir plugins;
+  const fs::path file = stage(plugins, "alpha");
+  BOOST_REQUIRE(::chown(file.c_str(), 65534, 65534) == 0);  // nobody
+  PluginLoader loader;
+  expectRejected(loader.loadDirectory(plugins.str()).at(0), PluginProblem::kUntrusted,
+                 {"is owned by uid 65534", "expected root or the current user"});
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_directory_is_a_record_not_an_exception) {

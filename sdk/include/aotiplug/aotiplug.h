@@ -26,3 +26,4 @@
 #include <aotiplug/typed_registry.h>
 #include <aotiplug/version.h>
 #include <aotiplug/weights.h>
+#include <aotiplug/writer_preferring_mutex.h>

@@ -22,7 +22,8 @@
 //    buffer are refused with an explanation instead of failing inside the library;
 //  - locking: run() takes a shared lock (an exclusive one when single-threaded, since the
 //    library's single-threaded run takes none); constant-buffer calls are serialized
-//    against each other, and those that touch the active buffer wait for runs to finish.
+//    against each other, and those that touch the active buffer wait for the runs in
+//    flight (the lock prefers writers: a swap is not starved by new runs).
 //
 // Ownership: owns its ModelLibrary. Thread safety: as ModelContainerRunner.
 
@@ -30,6 +31,7 @@
 #include <aotiplug/model_library.h>
 #include <aotiplug/runner.h>
 #include <aotiplug/runner_registry.h>
+#include <aotiplug/writer_preferring_mutex.h>
 
 #include <ATen/ops/empty_like.h>
 #include <c10/core/Device.h>
@@ -92,7 +94,9 @@ class ModelLibraryRunner : public ModelContainerRunner {
   ModelInfo info_;
   bool single_threaded_;
 
-  mutable std::shared_mutex run_mutex_;  // run(): shared; active-buffer changes: exclusive
+  // run(): shared; active-buffer changes: exclusive. Writer-preferring, so a swap is not
+  // starved by a steady stream of runs.
+  mutable WriterPreferringMutex run_mutex_;
   mutable std::mutex weights_mutex_;     // serializes the constant-buffer calls
   std::array<std::atomic<BufferState>, 2> states_{};
   std::atomic<int> active_{0};
@@ -202,10 +206,10 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
     return out;
   };
   if (single_threaded_) {
-    std::unique_lock<std::shared_mutex> lock(run_mutex_);
+    std::unique_lock<WriterPreferringMutex> lock(run_mutex_);
     return run_locked();
   }
-  std::shared_lock<std::shared_mutex> lock(run_mutex_);
+  std::shared_lock<WriterPreferringMutex> lock(run_mutex_);
   return run_locked();
 }
 
@@ -335,7 +339,7 @@ inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& consta
       prepareUpdate(constants, use_inactive, validate_full_update, user_managed);
   // Changing the active buffer, or any buffer in single-threaded mode (the library's
   // single-threaded run takes no lock), must wait for runs in flight.
-  std::unique_lock<std::shared_mutex> exclusive(run_mutex_, std::defer_lock);
+  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
   if (!use_inactive || single_threaded_) exclusive.lock();
   const int target = targetIndex(use_inactive);
   library_->updateConstantBuffer(prepared, use_inactive, validate_full_update, user_managed);
@@ -362,7 +366,7 @@ inline void ModelLibraryRunner::foldOnStream(bool use_inactive, void* stream) {
                     (use_inactive ? "inactive" : "active") +
                     " constant buffer, it holds no constants");
   }
-  std::unique_lock<std::shared_mutex> exclusive(run_mutex_, std::defer_lock);
+  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
   if (!use_inactive || single_threaded_) exclusive.lock();
   library_->runConstantFolding(use_inactive, stream);
   states_[target] = BufferState::kFolded;
@@ -381,7 +385,7 @@ inline void ModelLibraryRunner::swap_constant_buffer() {
                     ": the inactive constant buffer was never loaded (or was freed); call "
                     "update_constant_buffer(use_inactive=true) before swapping");
   }
-  std::unique_lock<std::shared_mutex> exclusive(run_mutex_);
+  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
   library_->swapConstantBuffer();
   active_.store(inactive, std::memory_order_release);
 }
@@ -395,7 +399,7 @@ inline void ModelLibraryRunner::free_inactive_constant_buffer() {
                     "secondary buffer is active (torch <= 2.11's RunSingleThreaded would then "
                     "fail on the freed buffer's state)");
   }
-  std::unique_lock<std::shared_mutex> exclusive(run_mutex_, std::defer_lock);
+  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
   if (single_threaded_) exclusive.lock();
   const int inactive = targetIndex(true);
   library_->freeInactiveConstantBuffer();
@@ -405,7 +409,7 @@ inline void ModelLibraryRunner::free_inactive_constant_buffer() {
 
 inline void ModelLibraryRunner::update_constants_from_blob(const void* blob, std::size_t size) {
   std::lock_guard<std::mutex> weights(weights_mutex_);
-  std::unique_lock<std::shared_mutex> exclusive(run_mutex_);
+  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
   library_->updateConstantsFromBlob(blob, size);
   states_[activeIndex()] = BufferState::kLoaded;
 }

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Bounded stress: many threads running while weights are swapped, and runners created while
+// the plugin that serves them is loaded and unloaded. Each case runs for
+// AOTIPLUG_STRESS_SECONDS (default 2) and reports its iteration counts.
+#define BOOST_TEST_MODULE stress
+#include <boost/test/unit_test.hpp>
+
+#include "../common/fixtures.h"
+
+#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/host/plugin_loader.h>
+#include <aotiplug/runner_registry.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace {
+
+using aotiplug::StatusCode;
+namespace fs = std::filesystem;
+
+std::chrono::milliseconds stressTime() {
+  const char* s = std::getenv("AOTIPLUG_STRESS_SECONDS");
+  return std::chrono::milliseconds(static_cast<long>(1000 * (s != nullptr ? std::atof(s) : 2.0)));
+}
+
+bool closeTo(const std::vector<at::Tensor>& got, const std::vector<at::Tensor>& want) {
+  if (got.size() != want.size()) return false;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    std::string why;
+    if (!aotiplug_test::closeToEager(got[i], want[i], &why)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(runs_from_four_threads_while_weights_are_swapped) {
+  aotiplug::PluginLoader loader;
+  loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string());
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("conv");
+  aotiplug::ExecutorConfig config;
+  config.maxNumConcurrentThreads = 2;  // fewer instances than threads: runs also queue
+  aotiplug::AOTIDelegateExecutor exec(f.pt2.string(), nullptr, config);
+  const auto wa = std::make_shared<aotiplug::Weights>(f.weights_a);
+  const auto wb = std::make_shared<aotiplug::Weights>(f.weights_b);
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> old_w{0}, new_w{0}, inconsistent{0}, errors{0}, swaps{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        try {
+          const auto out = exec.run(f.inputs);
+          if (closeTo(out, f.outputs)) {
+            ++old_w;
+          } else if (closeTo(out, f.outputs_b)) {
+            ++new_w;
+          } else {
+            ++inconsistent;
+          }
+        } catch (...) {
+          ++errors;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop.load()) {
+      exec.processWeights(swaps % 2 == 0 ? wb : wa);
+      exec.commitWeights();
+      ++swaps;
+    }
+  });
+  std::this_thread::sleep_for(stressTime());
+  stop = true;
+  for (auto& t : threads) t.join();
+  BOOST_TEST_MESSAGE("runs: " << old_w + new_w << " (" << old_w << " old weights, " << new_w
+                              << " new), swaps: " << swaps);
+  BOOST_TEST(inconsistent.load() == 0);
+  BOOST_TEST(errors.load() == 0);
+  BOOST_TEST(old_w.load() > 0);
+  BOOST_TEST(new_w.load() > 0);
+  BOOST_TEST(swaps.load() > 2);
+}
+
+BOOST_AUTO_TEST_CASE(runners_are_created_while_their_plugin_is_loaded_and_unloaded) {
+  aotiplug_test::TempDir dir;
+  fs::copy_file(aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so",
+                dir.path() / "libaotiplug_cpu.so");
+  const std::string plugin = fs::canonical(dir.path() / "libaotiplug_cpu.so").string();
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
+  aotiplug::PluginLoader loader;
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> loads{0}, created{0}, not_found{0}, wrong{0}, other{0};
+  std::thread churn([&] {
+    while (!stop.load()) {
+      loader.loadDirectory(dir.str());
+      loader.unloadAll();
+      ++loads;
+    }
+  });
+  std::vector<std::thread> users;
+  for (int t = 0; t < 2; ++t) {
+    users.emplace_back([&] {
+      while (!stop.load()) {
+        try {
+          auto runner = aotiplug::createRunner(f.so.string(), 1, "cpu", "", false);
+          ++created;
+          // The runner keeps working even if the plugin is unloaded meanwhile.
+          if (!closeTo(runner->run(f.inputs), f.outputs)) ++wrong;
+        } catch (const aotiplug::Error& e) {
+          if (e.code() == StatusCode::kNotFound) {
+            ++not_found;
+          } else {
+            ++other;
+          }
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(stressTime());
+  stop = true;
+  churn.join();
+  for (auto& t : users) t.join();
+  BOOST_TEST_MESSAGE("load/unload cycles: " << loads << ", runners created: " << created
+                                            << ", refused while unloaded: " << not_found);
+  BOOST_TEST(wrong.load() == 0);
+  BOOST_TEST(other.load() == 0);
+  BOOST_TEST(loads.load() > 2);
+  BOOST_TEST(created.load() > 0);
+  BOOST_TEST(!aotiplug_test::isLibraryLoaded(plugin), "the plugin outlived its last runner");
+}
