@@ -7,6 +7,7 @@
 // Boost.Test's own options go before "--" (e.g. --log_level=test_suite). Each test case
 // loads the plugin afresh with its own loader, so they can run in any order.
 #define BOOST_TEST_MODULE aotiplug_conformance
+#define BOOST_TEST_NO_MAIN
 #include <boost/test/unit_test.hpp>
 
 #include <aotiplug/aoti_delegate_executor.h>
@@ -174,4 +175,15 @@ BOOST_AUTO_TEST_CASE(unloading_releases_the_library) {
   }
   BOOST_TEST(!isMapped(args().plugin),
              "still mapped after unloading (STB_GNU_UNIQUE symbols? RTLD_NODELETE?)");
+}
+
+// Boost.Test would catch a crash inside the plugin (a signal during dlopen, say) and carry
+// on with the dynamic loader's lock still held: the next test then hangs. A plugin that
+// crashes must end the run instead, visibly, so the kit turns that off before any user
+// arguments (which may turn it back on).
+int main(int argc, char* argv[]) {
+  std::vector<char*> args(argv, argv + argc);
+  static char no_catch[] = "--catch_system_errors=no";
+  args.insert(args.begin() + 1, no_catch);
+  return boost::unit_test::unit_test_main(init_unit_test, static_cast<int>(args.size()), args.data());
 }

@@ -79,7 +79,7 @@ BOOST_AUTO_TEST_CASE(every_bad_plugin_is_rejected_with_its_reason_and_good_ones_
   stage(plugins, "alpha");
   for (const char* v : {"abi_major", "abi_minor_newer", "torch_mismatch", "cxx11_mismatch",
                         "throws_on_load", "unresolved", "undeclared_device", "registers_twice",
-                        "no_manifest"}) {
+                        "registers_nothing", "no_manifest"}) {
     stage(plugins, v);
   }
   aotiplug_test::writeFile(plugins.path() / "libnot_elf.so", "this is not a shared library\n");
@@ -89,7 +89,7 @@ BOOST_AUTO_TEST_CASE(every_bad_plugin_is_rejected_with_its_reason_and_good_ones_
 
   PluginLoader loader;
   auto records = byFile(loader.loadDirectory(plugins.str()));
-  BOOST_TEST(records.size() == 12u);
+  BOOST_TEST(records.size() == 13u);
   BOOST_TEST(records.count("README.txt") == 0u);
 
   BOOST_TEST(records["libalpha.so"].state == PluginState::kLoaded, records["libalpha.so"].reason);
@@ -117,6 +117,8 @@ BOOST_AUTO_TEST_CASE(every_bad_plugin_is_rejected_with_its_reason_and_good_ones_
                  {"'meta'", "declared: cpu"});
   expectRejected(records["libregisters_twice.so"], PluginProblem::kRegistrationError,
                  {"registered device type 'cpu' twice"});
+  expectRejected(records["libregisters_nothing.so"], PluginProblem::kNoRegistrations,
+                 {"registered no runner"});
 
   // Incompatible plugins were refused from their manifest alone: their static
   // initializers never ran.

@@ -41,6 +41,7 @@
 #include <aotiplug/status.h>
 
 #include <ATen/Tensor.h>
+#include <ATen/ops/alias.h>
 #include <boost/dll/shared_library.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/inductor/aoti_runtime/interface.h>
@@ -103,6 +104,8 @@ class ModelLibrary {
   void freeInactiveConstantBuffer();
   // Keyed by original FQN; folded constants left out. Views of the container's memory.
   ConstantMap extractConstantsMap(bool use_inactive) const;
+  // The same, as the raw handles the container holds (borrowed, by FQN).
+  std::unordered_map<std::string, AtenTensorHandle> extractConstantHandles(bool use_inactive) const;
   std::uint64_t constantsBlobSize() const;
   void updateConstantsFromBlob(const void* blob, std::size_t size);
 
@@ -513,7 +516,8 @@ inline void ModelLibrary::freeInactiveConstantBuffer() {
   check(fns_.free_inactive_constant_buffer(container_), "FreeInactiveConstantBuffer");
 }
 
-inline ConstantMap ModelLibrary::extractConstantsMap(bool use_inactive) const {
+inline std::unordered_map<std::string, AtenTensorHandle> ModelLibrary::extractConstantHandles(
+    bool use_inactive) const {
   if (fns_.extract_constants_map == nullptr) {
     missingFeature("AOTInductorModelContainerExtractConstantsMap", "read constants back");
   }
@@ -522,11 +526,17 @@ inline ConstantMap ModelLibrary::extractConstantsMap(bool use_inactive) const {
                                    reinterpret_cast<AOTInductorConstantMapHandle>(&handles),
                                    use_inactive),
         "ExtractConstantsMap");
+  return handles;
+}
+
+inline ConstantMap ModelLibrary::extractConstantsMap(bool use_inactive) const {
+  const auto handles = extractConstantHandles(use_inactive);
   ConstantMap out;
   out.reserve(handles.size());
   for (const auto& [fqn, handle] : handles) {
-    // Borrowed handles into the container's map: copy the tensor object (shares storage).
-    if (handle != nullptr) out.emplace(fqn, *reinterpret_cast<at::Tensor*>(handle));
+    // Borrowed handles into the container's map: hand out aliases (same memory, tensor
+    // objects of their own), so holding one never pins the container's tensor objects.
+    if (handle != nullptr) out.emplace(fqn, reinterpret_cast<at::Tensor*>(handle)->alias());
   }
   return out;
 }

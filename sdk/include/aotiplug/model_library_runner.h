@@ -16,7 +16,13 @@
 //    model library copies storage bytes from the data pointer, which is only right for a
 //    compact tensor);
 //  - with user-managed buffers every tensor the library points to is kept alive by the
-//    runner, including values it would otherwise borrow from the other buffer;
+//    runner, including values it would otherwise borrow from the other buffer; and what
+//    the library leaks is freed: AOTInductor's runtime (torch 2.11 and, as of this
+//    writing, upstream's main) wraps each user-managed constant in a new tensor handle it
+//    never deletes, so every replaced weight set would stay in memory for good. The runner
+//    hands the library aliases of its own, and when an alias's entry is replaced (or the
+//    runner destroyed) and a weak reference shows the library's handle still alive, it
+//    deletes that handle — a library that frees its handles itself is left alone;
 //  - it tracks both buffers' states: swapping to a buffer that was never loaded, running
 //    without any weights (a model compiled without its constants), or reading a freed
 //    buffer are refused with an explanation instead of failing inside the library;
@@ -33,6 +39,7 @@
 #include <aotiplug/runner_registry.h>
 #include <aotiplug/writer_preferring_mutex.h>
 
+#include <ATen/ops/alias.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/core/Device.h>
 
@@ -54,6 +61,7 @@ class ModelLibraryRunner : public ModelContainerRunner {
   ModelLibraryRunner(const std::string& model_so_path, std::size_t num_models,
                      const std::string& device_str, const std::string& cubin_dir,
                      bool run_single_threaded);
+  ~ModelLibraryRunner() override;
 
   const ModelInfo& info() const noexcept override { return info_; }
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs,
@@ -89,6 +97,16 @@ class ModelLibraryRunner : public ModelContainerRunner {
                             bool validate_full_update, bool user_managed);
   at::Tensor compact(const at::Tensor& t) const;
 
+  // A user-managed constant the library may have leaked a handle for (see above).
+  struct Forgotten {
+    AtenTensorHandle handle;                          // the library's handle, borrowed
+    c10::weak_intrusive_ptr<c10::TensorImpl> alias;   // the alias it was made from
+  };
+  // For the user-managed entries of `buffer` named in `names` (all when null).
+  std::vector<Forgotten> userManagedEntries(int buffer, const ConstantMap* names) const;
+  // Call once the entries are no longer used and our own references are dropped.
+  static void freeForgotten(const std::vector<Forgotten>& entries) noexcept;
+
   std::unique_ptr<ModelLibrary> library_;
   c10::Device device_;
   ModelInfo info_;
@@ -100,7 +118,7 @@ class ModelLibraryRunner : public ModelContainerRunner {
   mutable std::mutex weights_mutex_;     // serializes the constant-buffer calls
   std::array<std::atomic<BufferState>, 2> states_{};
   std::atomic<int> active_{0};
-  std::array<ConstantMap, 2> retained_;  // user-managed tensors each buffer points to
+  std::array<ConstantMap, 2> retained_;  // per buffer: the aliases handed over user-managed
 };
 
 // ---------------------------------------------------------------------------------------
@@ -325,6 +343,44 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
   return prepared;
 }
 
+inline std::vector<ModelLibraryRunner::Forgotten> ModelLibraryRunner::userManagedEntries(
+    int buffer, const ConstantMap* names) const {
+  std::vector<Forgotten> out;
+  if (retained_[buffer].empty() || !info_.features.extract_constants_map) return out;
+  const auto handles = library_->extractConstantHandles(/*use_inactive=*/buffer != activeIndex());
+  for (const auto& [name, alias] : retained_[buffer]) {
+    if (names != nullptr && names->count(name) == 0) continue;
+    const ConstantInfo* c = info_.findConstant(name);
+    auto h = c != nullptr ? handles.find(c->original_fqn) : handles.end();
+    if (h == handles.end() || h->second == nullptr) continue;
+    out.push_back(Forgotten{h->second, c10::weak_intrusive_ptr<c10::TensorImpl>(alias.getIntrusivePtr())});
+  }
+  return out;
+}
+
+inline void ModelLibraryRunner::freeForgotten(const std::vector<Forgotten>& entries) noexcept {
+  for (const Forgotten& f : entries) {
+    // Nobody but the library's handle can hold the alias now: alive means leaked.
+    if (f.alias.use_count() > 0) aoti_torch_delete_tensor_object(f.handle);
+  }
+}
+
+inline ModelLibraryRunner::~ModelLibraryRunner() {
+  std::vector<Forgotten> forgotten;
+  try {
+    for (int b = 0; b < 2; ++b) {
+      auto entries = userManagedEntries(b, nullptr);
+      forgotten.insert(forgotten.end(), entries.begin(), entries.end());
+    }
+  } catch (...) {
+    forgotten.clear();  // could not read them back: leak rather than guess
+  }
+  library_.reset();  // the container goes; its user-managed handles may not
+  retained_[0].clear();
+  retained_[1].clear();
+  freeForgotten(forgotten);
+}
+
 inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& constants,
                                                        bool use_inactive,
                                                        bool validate_full_update,
@@ -342,12 +398,18 @@ inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& consta
   std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
   if (!use_inactive || single_threaded_) exclusive.lock();
   const int target = targetIndex(use_inactive);
+  if (user_managed) {
+    // Aliases: new tensor objects over the same memory (no copy) that only this runner and
+    // the library hold, so a weak reference can tell whether the library let go.
+    for (auto& [name, t] : prepared) t = t.alias();
+  }
+  const std::vector<Forgotten> replaced = userManagedEntries(target, &prepared);
   library_->updateConstantBuffer(prepared, use_inactive, validate_full_update, user_managed);
   states_[target] = BufferState::kLoaded;
+  for (const auto& [name, t] : prepared) retained_[target].erase(name);
+  freeForgotten(replaced);
   if (user_managed) {
-    retained_[target] = std::move(prepared);  // the library points into these tensors
-  } else {
-    retained_[target].clear();
+    for (auto& [name, t] : prepared) retained_[target].emplace(name, std::move(t));
   }
   if (single_threaded_ && use_inactive) {
     // torch <= 2.11: RunSingleThreaded checks the wrong buffer's fold state and throws
@@ -404,7 +466,8 @@ inline void ModelLibraryRunner::free_inactive_constant_buffer() {
   const int inactive = targetIndex(true);
   library_->freeInactiveConstantBuffer();
   states_[inactive] = BufferState::kEmpty;
-  retained_[inactive].clear();
+  // User-managed entries stay in the library's map (only folded values are freed): keep
+  // their aliases, to be released when the entries are replaced or the runner destroyed.
 }
 
 inline void ModelLibraryRunner::update_constants_from_blob(const void* blob, std::size_t size) {

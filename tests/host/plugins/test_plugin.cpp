@@ -12,6 +12,8 @@
 //   TEST_PLUGIN_NULL_CREATOR                  registers a creator that returns nothing
 //   TEST_PLUGIN_CREATOR_THROWS                runner constructor throws (fake_runner.h)
 //   TEST_PLUGIN_CRASH_ON_LOAD                 a load hook that dies of SIGSEGV
+//   TEST_PLUGIN_REGISTERS_NOTHING             a manifest but no registration (as when a
+//                                             linker drops an unreferenced registrar)
 #include <aotiplug/plugin.h>
 
 #include "fake_runner.h"
@@ -70,7 +72,7 @@ extern "C" __attribute__((used)) int aotiplug_test_use_missing_symbol(int x) {
 }
 #endif
 
-#ifndef TEST_PLUGIN_NULL_CREATOR
+#if !defined(TEST_PLUGIN_NULL_CREATOR) && !defined(TEST_PLUGIN_REGISTERS_NOTHING)
 AOTIPLUG_REGISTER_RUNNER(c10::DeviceType::CPU, aotiplug_test::FakeRunner, TEST_PLUGIN_PRIORITY);
 #endif
 #ifdef TEST_PLUGIN_TWICE
