@@ -14,8 +14,6 @@
 #include <set>
 #include <sstream>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace aotiplug::cpu {
 
@@ -36,20 +34,25 @@ inline std::set<std::string> cpuFlags() {
 // (AOTI_CPU_ISA) needs instructions `flags` lack. Unknown ISA names are not refused.
 inline void checkCpuIsa(const std::string& model, const std::string& isa,
                         const std::set<std::string>& flags) {
-  static const std::vector<std::pair<std::string, std::vector<std::string>>> kNeeds = {
-      {"AVX2", {"avx2", "fma", "f16c"}},
-      {"AVX512", {"avx512f", "avx512dq", "avx512vl", "avx512bw", "fma"}},
-      {"AVX512_VNNI", {"avx512_vnni"}},
-      {"AMX_TILE", {"amx_tile", "amx_bf16", "amx_int8"}},
+  // Constant data, not a static object: nothing to construct or destroy in the plugin.
+  struct Need {
+    const char* isa;
+    const char* flags[6];  // null-terminated
+  };
+  static constexpr Need kNeeds[] = {
+      {"AVX2", {"avx2", "fma", "f16c", nullptr}},
+      {"AVX512", {"avx512f", "avx512dq", "avx512vl", "avx512bw", "fma", nullptr}},
+      {"AVX512_VNNI", {"avx512_vnni", nullptr}},
+      {"AMX_TILE", {"amx_tile", "amx_bf16", "amx_int8", nullptr}},
   };
   if (flags.empty()) return;  // no /proc/cpuinfo: nothing to compare with
   std::istringstream words(isa);
   std::string missing;
   for (std::string name; words >> name;) {
-    for (const auto& [isa_name, needed] : kNeeds) {
-      if (isa_name != name) continue;
-      for (const std::string& f : needed) {
-        if (flags.count(f) == 0) missing += (missing.empty() ? "" : " ") + f;
+    for (const Need& need : kNeeds) {
+      if (name != need.isa) continue;
+      for (const char* const* f = need.flags; *f != nullptr; ++f) {
+        if (flags.count(*f) == 0) missing += (missing.empty() ? "" : " ") + std::string(*f);
       }
     }
   }

@@ -178,7 +178,8 @@ BOOST_AUTO_TEST_CASE(plugin_check_reports_incompatible_and_crashing_plugins) {
   // Its load hook dies of SIGSEGV: only the child process goes down.
   const CommandResult crash = runCli({"plugin", "check", testPlugin("crashes_on_load")});
   BOOST_TEST(crash.exit_code == 3);
-  BOOST_TEST(contains(crash.out, "crashed the probe process: signal 11"), crash.out);
+  // SIGSEGV; under a sanitizer, whatever it turns the crash into.
+  BOOST_TEST(contains(crash.out, "crashed the probe process"), crash.out);
 
   const CommandResult rejected = runCli({"plugin", "check", testPlugin("undeclared_device")});
   BOOST_TEST(rejected.exit_code == 3);

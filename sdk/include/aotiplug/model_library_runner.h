@@ -227,7 +227,16 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
     std::unique_lock<WriterPreferringMutex> lock(run_mutex_);
     return run_locked();
   }
-  std::shared_lock<WriterPreferringMutex> lock(run_mutex_);
+  {
+    std::shared_lock<WriterPreferringMutex> lock(run_mutex_);
+    if (state(activeIndex()) != BufferState::kLoaded) return run_locked();
+  }
+  // The model library folds an unfolded active buffer lazily inside its run, and on the
+  // way creates and reads the container's inactive-buffer bookkeeping without a lock that
+  // an inactive-buffer update would take (ThreadSanitizer caught the two racing). Such a
+  // run — the first after loading, or after a swap to an unfolded buffer — goes alone.
+  std::lock_guard<std::mutex> weights(weights_mutex_);
+  std::unique_lock<WriterPreferringMutex> lock(run_mutex_);
   return run_locked();
 }
 

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// aotiplug-bench: the benchmarks of docs/performance.md, side by side with upstream in one
+// run, on the same .pt2 files. Writes one JSON file (bench/plot.py draws it).
+//
+//   aotiplug-bench --models DIR --plugins DIR --bench-plugin LIB --out results.json [--quick]
+//
+// 1. per-call run(): our executor (+ CPU plugin) vs upstream's AOTIModelContainerRunnerCpu
+//    on the same .so vs PyTorch eager (bench/eager_timing.py), tiny and medium models;
+// 2. package open -> first output: ours vs upstream's AOTIModelPackageLoader;
+// 3. weight hot swap: run() latency while another thread swaps, vs steady state; memory a
+//    swap adds, ours vs upstream's copying path;
+// 4. throughput with 1 and 2 threads, 1 and 2 model instances;
+// 5. scanning and loading a directory of 100 plugins.
+// Timings are per call (steady_clock), reported as median and spread (p10/p90, p99).
+#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/host/plugin_loader.h>
+#include <aotiplug/manifest.h>
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/csrc/inductor/aoti_runner/model_container_runner_cpu.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+namespace {
+
+struct Args {
+  fs::path models, plugins, bench_plugin, out, source;
+  bool quick = false;
+};
+
+double us(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+json stats(std::vector<double> v) {
+  if (v.empty()) return json::object();
+  std::sort(v.begin(), v.end());
+  auto q = [&](double f) { return v[std::min(v.size() - 1, static_cast<std::size_t>(f * static_cast<double>(v.size())))]; };
+  return {{"n", v.size()}, {"median", q(0.5)}, {"p10", q(0.1)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"min", v.front()}};
+}
+
+struct Data {
+  std::vector<at::Tensor> inputs;
+  std::map<std::string, at::Tensor> weights_b;
+};
+
+Data loadData(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Data d;
+  for (const auto& item : torch::jit::pickle_load(bytes).toGenericDict()) {
+    if (item.key().toStringRef() == "inputs") {
+      for (const auto& t : item.value().toListRef()) d.inputs.push_back(t.toTensor());
+    } else {
+      for (const auto& e : item.value().toGenericDict()) d.weights_b.emplace(e.key().toStringRef(), e.value().toTensor());
+    }
+  }
+  return d;
+}
+
+aotiplug::ExecutorConfig quietConfig(std::size_t models = 1) {
+  aotiplug::ExecutorConfig c;
+  c.maxNumConcurrentThreads = models;
+  c.log = [](const std::string&) {};
+  return c;
+}
+
+// Process memory from /proc/self/status, in bytes.
+std::size_t statusBytes(const char* key) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) == 0) return std::stoull(line.substr(std::strlen(key))) * 1024;
+  }
+  return 0;
+}
+void resetPeak() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// ---- 1. per call ----
+json perCall(const Args& a, const std::string& name, int rounds, int block) {
+  const fs::path pkg = a.models / (name + ".pt2");
+  const Data data = loadData(a.models / (name + ".data.pt"));
+  aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());
+  // Upstream on its own copy of the same library (a separate mapping).
+  const fs::path copy = fs::path(exec.extractionDirectory()) / "upstream_copy.so";
+  fs::copy_file(exec.modelInfo().model_path, copy);
+  torch::inductor::AOTIModelContainerRunnerCpu upstream(copy.string(), 1);
+  std::vector<double> ours, runner_only, theirs;
+  for (int i = 0; i < 200; ++i) {
+    exec.run(data.inputs);
+    upstream.run(data.inputs);
+  }
+  for (int r = 0; r < rounds; ++r) {  // interleaved blocks: drift hits all three alike
+    for (int i = 0; i < block; ++i) {
+      const auto t0 = Clock::now();
+      exec.run(data.inputs);
+      ours.push_back(us(Clock::now() - t0));
+    }
+    for (int i = 0; i < block; ++i) {
+      const auto t0 = Clock::now();
+      exec.runner().run(data.inputs);
+      runner_only.push_back(us(Clock::now() - t0));
+    }
+    for (int i = 0; i < block; ++i) {
+      const auto t0 = Clock::now();
+      upstream.run(data.inputs);
+      theirs.push_back(us(Clock::now() - t0));
+    }
+  }
+  json j = {{"ours_executor_us", stats(ours)}, {"ours_runner_us", stats(runner_only)}, {"upstream_runner_us", stats(theirs)}};
+  j["ratio_executor_vs_upstream"] = j["ours_executor_us"]["median"].get<double>() / j["upstream_runner_us"]["median"].get<double>();
+  j["ratio_runner_vs_upstream"] = j["ours_runner_us"]["median"].get<double>() / j["upstream_runner_us"]["median"].get<double>();
+  j["overhead_executor_us"] = j["ours_executor_us"]["median"].get<double>() - j["upstream_runner_us"]["median"].get<double>();
+  return j;
+}
+
+// ---- 2. open -> first output ----
+json openToFirstOutput(const Args& a, const std::string& name, int reps) {
+  const fs::path pkg = a.models / (name + ".pt2");
+  const Data data = loadData(a.models / (name + ".data.pt"));
+  std::vector<double> ours, theirs;
+  for (int r = 0; r < reps + 1; ++r) {  // the first round warms the page cache, dropped
+    {
+      const auto t0 = Clock::now();
+      aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());
+      exec.run(data.inputs);
+      if (r > 0) ours.push_back(us(Clock::now() - t0) / 1000.0);
+    }
+    {
+      const auto t0 = Clock::now();
+      torch::inductor::AOTIModelPackageLoader loader(pkg.string());
+      loader.run(data.inputs);
+      if (r > 0) theirs.push_back(us(Clock::now() - t0) / 1000.0);
+    }
+  }
+  json j = {{"ours_ms", stats(ours)}, {"upstream_ms", stats(theirs)}};
+  j["ratio"] = j["ours_ms"]["median"].get<double>() / j["upstream_ms"]["median"].get<double>();
+  return j;
+}
+
+// ---- 3. hot swap: latency ----
+json swapLatency(const Args& a, const std::string& name, double seconds) {
+  const fs::path pkg = a.models / (name + ".pt2");
+  const Data data = loadData(a.models / (name + ".data.pt"));
+  aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());
+  std::map<std::string, at::Tensor> wa;
+  for (const auto& [fqn, t] : exec.runner().extract_constants_map(false)) wa.emplace(fqn, t.clone());
+  const auto A = std::make_shared<aotiplug::Weights>(wa);
+  const auto B = std::make_shared<aotiplug::Weights>(data.weights_b);
+  auto measure = [&](bool swapping) {
+    std::atomic<bool> stop{false};
+    std::atomic<long> swaps{0};
+    std::thread swapper;
+    if (swapping) {
+      swapper = std::thread([&] {
+        while (!stop.load()) {
+          exec.processWeights(swaps % 2 == 0 ? B : A);
+          exec.commitWeights();
+          ++swaps;
+        }
+      });
+    }
+    std::vector<double> lat;
+    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < until) {
+      const auto t0 = Clock::now();
+      exec.run(data.inputs);
+      lat.push_back(us(Clock::now() - t0));
+    }
+    stop = true;
+    if (swapper.joinable()) swapper.join();
+    json j = stats(lat);
+    j["swaps"] = swaps.load();
+    return j;
+  };
+  json steady = measure(false);
+  json during = measure(true);
+  return {{"steady_us", steady}, {"during_swaps_us", during},
+          {"p99_ratio", during["p99"].get<double>() / steady["p99"].get<double>()},
+          {"p50_ratio", during["median"].get<double>() / steady["median"].get<double>()}};
+}
+
+// ---- 3. hot swap: memory ----
+json swapMemory(const Args& a, const std::string& name) {
+  const fs::path pkg = a.models / (name + ".pt2");
+  const Data data = loadData(a.models / (name + ".data.pt"));
+  std::size_t weight_bytes = 0;
+  for (const auto& [k, t] : data.weights_b) weight_bytes += t.nbytes();
+  json j = {{"weight_bytes", weight_bytes}};
+  {
+    aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());
+    exec.run(data.inputs);
+    auto B = std::make_shared<aotiplug::Weights>(data.weights_b);  // the caller's new weights
+    resetPeak();
+    const std::size_t before = statusBytes("VmRSS:");
+    exec.processWeights(B);
+    exec.commitWeights();
+    exec.run(data.inputs);
+    const std::size_t peak = statusBytes("VmHWM:");
+    j["ours_extra_bytes"] = peak > before ? peak - before : 0;
+    j["ours_in_place"] = exec.modelInfo().features.user_managed_constant_buffer;
+  }
+  {
+    aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());  // for the .so
+    torch::inductor::AOTIModelContainerRunnerCpu upstream(exec.modelInfo().model_path, 1);
+    upstream.run(data.inputs);
+    std::map<std::string, std::string> fqn_to_name;
+    for (const auto& [n, fqn] : upstream.getConstantNamesToOriginalFQNs()) fqn_to_name[fqn] = n;
+    std::map<std::string, at::Tensor> owned;
+    for (const auto& [fqn, t] : data.weights_b) owned[fqn_to_name[fqn]] = t;
+    torch::inductor::TensorConstantMap map;
+    for (auto& [n, t] : owned) map[n] = &t;
+    resetPeak();
+    const std::size_t before = statusBytes("VmRSS:");
+    upstream.update_inactive_constant_buffer(map);
+    upstream.run_const_fold(true);
+    upstream.swap_constant_buffer();
+    upstream.run(data.inputs);
+    const std::size_t peak = statusBytes("VmHWM:");
+    j["upstream_extra_bytes"] = peak > before ? peak - before : 0;
+  }
+  j["ours_ratio"] = j["ours_extra_bytes"].get<double>() / static_cast<double>(weight_bytes);
+  j["upstream_ratio"] = j["upstream_extra_bytes"].get<double>() / static_cast<double>(weight_bytes);
+  return j;
+}
+
+// ---- 4. throughput ----
+json throughput(const Args& a, const std::string& name, double seconds) {
+  const fs::path pkg = a.models / (name + ".pt2");
+  const Data data = loadData(a.models / (name + ".data.pt"));
+  json out = json::array();
+  for (auto [threads, models] : std::vector<std::pair<int, int>>{{1, 1}, {2, 1}, {2, 2}}) {
+    aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig(static_cast<std::size_t>(models)));
+    for (int i = 0; i < 20; ++i) exec.run(data.inputs);
+    std::atomic<long> runs{0};
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> pool;
+    const auto t0 = Clock::now();
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        while (!stop.load()) {
+          exec.run(data.inputs);
+          ++runs;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& t : pool) t.join();
+    const double elapsed = us(Clock::now() - t0) / 1e6;
+    out.push_back({{"threads", threads}, {"num_models", models}, {"runs_per_s", static_cast<double>(runs.load()) / elapsed}});
+  }
+  return {{"configs", out},
+          {"scaling_2x2_vs_1x1", out[2]["runs_per_s"].get<double>() / out[0]["runs_per_s"].get<double>()}};
+}
+
+// ---- 5. plugin directory ----
+json pluginScan(const Args& a, int count, int rounds) {
+  std::ifstream in(a.bench_plugin, std::ios::binary);
+  std::string image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::uint32_t magic = aotiplug::kManifestMagic;
+  const auto at = image.find(std::string(reinterpret_cast<const char*>(&magic), 4));
+  if (at == std::string::npos) throw std::runtime_error("bench plugin has no manifest");
+  const c10::DeviceType types[] = {
+      c10::DeviceType::CPU, c10::DeviceType::CUDA, c10::DeviceType::MKLDNN, c10::DeviceType::OPENGL,
+      c10::DeviceType::OPENCL, c10::DeviceType::IDEEP, c10::DeviceType::HIP, c10::DeviceType::FPGA,
+      c10::DeviceType::MAIA, c10::DeviceType::XLA, c10::DeviceType::Vulkan, c10::DeviceType::Metal,
+      c10::DeviceType::XPU, c10::DeviceType::MPS, c10::DeviceType::Meta, c10::DeviceType::HPU,
+      c10::DeviceType::VE, c10::DeviceType::Lazy, c10::DeviceType::IPU, c10::DeviceType::MTIA};
+  aotiplug::PrivateDirectory dir("aotiplug-bench-plugins-");
+  for (int i = 0; i < count; ++i) {
+    std::string copy = image;
+    char name[16];
+    std::snprintf(name, sizeof name, "bench-%03d", i);
+    std::memcpy(&copy[at + offsetof(aotiplug::ManifestData, name)], name, std::strlen(name));
+    copy[at + offsetof(aotiplug::ManifestData, devices)] = static_cast<char>(types[i % 20]);
+    dir.writeFile(std::string("lib") + name + ".so", copy.data(), copy.size());
+  }
+  std::vector<double> ms;
+  std::size_t loaded = 0, rejected = 0;
+  for (int r = 0; r < rounds; ++r) {
+    aotiplug::PluginLoader loader;
+    const auto t0 = Clock::now();
+    const auto records = loader.loadDirectory(dir.path());
+    ms.push_back(us(Clock::now() - t0) / 1000.0);
+    loaded = rejected = 0;
+    for (const auto& rec : records) (rec.loaded() ? loaded : rejected)++;
+  }
+  return {{"plugins", count}, {"loaded", loaded}, {"rejected_duplicates", rejected}, {"ms", stats(ms)}};
+}
+
+json eager(const Args& a, bool quick) {
+  const std::string cmd = "'" + (a.source / ".venv" / "bin" / "python").string() + "' '" +
+                          (a.source / "bench" / "eager_timing.py").string() + "' --iters " +
+                          (quick ? "300" : "3000") + " tiny medium";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p != nullptr && std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  if (p != nullptr) ::pclose(p);
+  return json::parse(out, nullptr, false);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (arg == "--models") a.models = next();
+    else if (arg == "--plugins") a.plugins = next();
+    else if (arg == "--bench-plugin") a.bench_plugin = next();
+    else if (arg == "--out") a.out = next();
+    else if (arg == "--source") a.source = next();
+    else if (arg == "--quick") a.quick = true;
+  }
+  if (a.models.empty() || a.plugins.empty() || a.out.empty()) {
+    std::cerr << "usage: aotiplug-bench --models DIR --plugins DIR --bench-plugin LIB --source DIR --out FILE [--quick]\n";
+    return 2;
+  }
+  try {
+    at::set_num_threads(1);  // one core per run: parallelism comes from our threads only
+    aotiplug::PluginLoader loader;
+    loader.loadDirectory(fs::absolute(a.plugins).string());
+    const bool q = a.quick;
+    json r;
+    r["quick"] = q;
+    r["machine"] = {{"cores", std::thread::hardware_concurrency()}};
+    std::cerr << "[bench] 1/5 per-call run()\n";
+    r["per_call"]["tiny"] = perCall(a, "tiny", q ? 10 : 60, 200);
+    r["per_call"]["medium"] = perCall(a, "medium", q ? 5 : 30, 100);
+    r["per_call"]["eager"] = eager(a, q);
+    std::cerr << "[bench] 2/5 package open -> first output\n";
+    r["open_to_first_output"] = openToFirstOutput(a, "medium", q ? 3 : 15);
+    std::cerr << "[bench] 3/5 weight hot swap\n";
+    r["swap"]["latency"] = swapLatency(a, "medium", q ? 1.0 : 4.0);
+    r["swap"]["memory"] = swapMemory(a, "large");
+    std::cerr << "[bench] 4/5 throughput\n";
+    r["throughput"] = throughput(a, "medium", q ? 1.0 : 4.0);
+    std::cerr << "[bench] 5/5 plugin directory\n";
+    r["plugin_scan"] = pluginScan(a, 100, q ? 3 : 15);
+    std::ofstream(a.out) << r.dump(2) << "\n";
+    std::cout << r.dump(2) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "aotiplug-bench: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,73 @@
+"""Draw the benchmark results (aotiplug-bench JSON) as one PNG for docs/performance.md.
+
+    .venv/bin/python bench/plot.py build/bench/results.json docs/performance.png
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main() -> int:
+    results = json.load(open(sys.argv[1]))
+    out = sys.argv[2]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig.suptitle("aotiplug vs upstream (medians; bars p10-p90)")
+
+    def bars(ax, labels, stats, title, unit):
+        med = [s["median"] for s in stats]
+        lo = [s["median"] - s["p10"] for s in stats]
+        hi = [s["p90"] - s["median"] for s in stats]
+        ax.bar(labels, med, yerr=[lo, hi], capsize=4, color=["#4c72b0", "#55a868", "#c44e52", "#8172b2"][: len(labels)])
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+
+    pc = results["per_call"]
+    eager = pc.get("eager") or {}
+    for ax, name in zip(axes[0][:2], ["tiny", "medium"]):
+        labels = ["ours\n(executor)", "ours\n(runner)", "upstream\nrunner"]
+        stats = [pc[name]["ours_executor_us"], pc[name]["ours_runner_us"], pc[name]["upstream_runner_us"]]
+        if name in eager:
+            labels.append("eager\n(Python)")
+            e = eager[name]
+            stats.append({"median": e["median_us"], "p10": e["p10_us"], "p90": e["p90_us"]})
+        bars(ax, labels, stats, f"1. run(), {name} model", "µs per call")
+
+    o = results["open_to_first_output"]
+    bars(axes[0][2], ["ours", "upstream\nloader"], [o["ours_ms"], o["upstream_ms"]],
+         "2. package open -> first output", "ms")
+
+    sl = results["swap"]["latency"]
+    ax = axes[1][0]
+    x = ["p50", "p99"]
+    ax.bar([0, 1], [sl["steady_us"]["median"], sl["steady_us"]["p99"]], width=0.4, label="steady")
+    ax.bar([0.4, 1.4], [sl["during_swaps_us"]["median"], sl["during_swaps_us"]["p99"]], width=0.4, label="during swaps")
+    ax.set_xticks([0.2, 1.2], x)
+    ax.set_title("3. run() while weights are swapped")
+    ax.set_ylabel("µs")
+    ax.legend()
+
+    m = results["swap"]["memory"]
+    ax = axes[1][1]
+    ax.bar(["ours", "upstream\n(copy)"], [m["ours_ratio"], m["upstream_ratio"]], color=["#4c72b0", "#c44e52"])
+    ax.axhline(1.1, color="gray", linestyle="--", label="target 1.1x")
+    ax.set_title("3. memory a swap adds / weight size")
+    ax.legend()
+
+    t = results["throughput"]["configs"]
+    ax = axes[1][2]
+    ax.bar([f"{c['threads']} thr\n{c['num_models']} model(s)" for c in t], [c["runs_per_s"] for c in t])
+    ax.set_title("4. throughput, medium model")
+    ax.set_ylabel("runs/s")
+
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    print("wrote", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
