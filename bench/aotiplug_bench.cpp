@@ -283,7 +283,7 @@ json pluginScan(const Args& a, int count, int rounds) {
   aotiplug::PrivateDirectory dir("aotiplug-bench-plugins-");
   for (int i = 0; i < count; ++i) {
     std::string copy = image;
-    char name[16];
+    char name[32];
     std::snprintf(name, sizeof name, "bench-%03d", i);
     std::memcpy(&copy[at + offsetof(aotiplug::ManifestData, name)], name, std::strlen(name));
     copy[at + offsetof(aotiplug::ManifestData, devices)] = static_cast<char>(types[i % 20]);
