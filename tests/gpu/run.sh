@@ -15,7 +15,10 @@ exec > >(tee "$OUT/gpu_log.txt") 2>&1
 T0=$(date +%s)
 step() { echo "== [$(( $(date +%s) - T0 )) s] $*"; }
 
-PY=${PYTHON:-$(command -v python3 || command -v python)}
+# The Python with torch: $PYTHON, else this checkout's venv (./dev setup), else python3.
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x "$PWD/.venv/bin/python" ]; then PY=$PWD/.venv/bin/python
+else PY=$(command -v python3 || command -v python); fi
 step "torch on this machine ($PY)"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' || exit 1
 VENDOR=$PWD/build-gpu-inputs/include
