@@ -18,6 +18,8 @@
 namespace aotiplug::cpu {
 
 // The feature flags of this CPU, from /proc/cpuinfo ("avx2", "avx512f", "amx_tile"...).
+// Read per runner, not cached in a static: the plugin can be unloaded and reloaded at the
+// same address, and ThreadSanitizer cannot see that the old static died with it.
 inline std::set<std::string> cpuFlags() {
   std::ifstream in("/proc/cpuinfo");
   std::set<std::string> flags;

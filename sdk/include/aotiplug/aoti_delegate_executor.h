@@ -19,7 +19,8 @@
 //  - processWeights(w): validates every weight (name, dtype, sizes, device — the message
 //    names the weight) and that none the model needs is missing, then loads the set into
 //    the inactive buffer (in place, without a copy, where the model library supports
-//    user-managed buffers) and folds it. A refused set leaves the active weights untouched;
+//    user-managed buffers) and folds it (when the model has folded constants). A refused
+//    set leaves the active weights untouched;
 //  - commitWeights(): makes the processed set active (a swap that waits for runs in flight);
 //  - initWeights(w): a model whose weights are inside its .so keeps them (as upstream);
 //    a model compiled without them gets w loaded as its active weights;
@@ -93,6 +94,7 @@ class AOTIDelegateExecutor final : public DelegateExecutor {
   std::unique_ptr<ModelContainerRunner> runner_;
   std::string device_;
   std::unordered_map<std::string, const ConstantInfo*> by_fqn_;  // non-folded constants
+  bool has_folded_constants_ = false;
 
   mutable std::mutex weights_mutex_;
   std::shared_ptr<Weights> active_weights_;
@@ -141,6 +143,7 @@ inline AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_pat
 
   for (const ConstantInfo& c : runner_->info().constants) {
     if (!c.from_folded) by_fqn_.emplace(c.original_fqn, &c);
+    has_folded_constants_ = has_folded_constants_ || c.from_folded;
   }
   if (!model_->weights_blob.empty()) {
     const std::string blob = package_->readRecord(model_->weights_blob);
@@ -239,7 +242,10 @@ inline void AOTIDelegateExecutor::processWeights(std::shared_ptr<Weights> weight
       config_.useUserManagedWeights && runner_->info().features.user_managed_constant_buffer;
   runner_->update_constant_buffer(constants, /*use_inactive=*/true,
                                   /*validate_full_update=*/true, in_place);
-  runner_->run_const_fold(/*use_inactive=*/true);
+  // Folding computes the folded constants from the new weights. A model without any has
+  // nothing to fold (its library would only print a warning); its buffer is marked folded
+  // by the first run after the swap.
+  if (has_folded_constants_) runner_->run_const_fold(/*use_inactive=*/true);
   pending_weights_ = std::move(weights);
 }
 
@@ -280,12 +286,19 @@ inline std::vector<at::Tensor> AOTIDelegateExecutor::run(const std::vector<at::T
                 "model '" + model_->name + "' takes " + std::to_string(specs.size()) +
                     " input(s) (" + names + "), got " + std::to_string(inputs.size()));
   }
-  std::vector<at::Tensor> checked;
-  checked.reserve(inputs.size());
+  // The common case allocates nothing: every input matches and is laid out as expected.
+  bool laid_out = true;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    checked.push_back(checkTensorAgainstSpec(inputs[i], specs[i], i, "input"));
+    if (!tensorMatchesSpec(inputs[i], specs[i])) throw tensorSpecMismatch(inputs[i], specs[i], i, "input");
+    laid_out = laid_out && tensorHasSpecLayout(inputs[i], specs[i]);
   }
-  return runner_->run(checked);
+  if (laid_out) return runner_->run(inputs);
+  std::vector<at::Tensor> normalized;
+  normalized.reserve(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    normalized.push_back(checkTensorAgainstSpec(inputs[i], specs[i], i, "input"));
+  }
+  return runner_->run(normalized);
 }
 
 inline std::vector<std::string> AOTIDelegateExecutor::ignoredWeights() const {

@@ -218,9 +218,11 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
                       "Load them with update_constant_buffer first");
     }
     std::vector<at::Tensor> out = library_->run(inputs, stream, single_threaded_);
-    // The library folds a loaded buffer lazily on its first run.
-    BufferState expected = BufferState::kLoaded;
-    states_[activeIndex()].compare_exchange_strong(expected, BufferState::kFolded);
+    // The library folds a loaded buffer lazily on its first run (only then a write here).
+    if (state(activeIndex()) == BufferState::kLoaded) {
+      BufferState expected = BufferState::kLoaded;
+      states_[activeIndex()].compare_exchange_strong(expected, BufferState::kFolded);
+    }
     return out;
   };
   if (single_threaded_) {
@@ -231,10 +233,13 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
     std::shared_lock<WriterPreferringMutex> lock(run_mutex_);
     if (state(activeIndex()) != BufferState::kLoaded) return run_locked();
   }
-  // The model library folds an unfolded active buffer lazily inside its run, and on the
-  // way creates and reads the container's inactive-buffer bookkeeping without a lock that
-  // an inactive-buffer update would take (ThreadSanitizer caught the two racing). Such a
-  // run — the first after loading, or after a swap to an unfolded buffer — goes alone.
+  // The model library folds an unfolded active buffer lazily inside its run: holding one
+  // of its model instances, it waits for its lock exclusively, while other runs hold that
+  // lock shared and wait for a free instance — a deadlock whenever more threads run than
+  // the container has instances (the stress test hung here). On the way it also creates
+  // the inactive buffer's bookkeeping without the lock an inactive update takes
+  // (ThreadSanitizer caught the two racing). So such a run — the first after loading, or
+  // after a swap to an unfolded buffer — goes alone.
   std::lock_guard<std::mutex> weights(weights_mutex_);
   std::unique_lock<WriterPreferringMutex> lock(run_mutex_);
   return run_locked();
@@ -437,8 +442,11 @@ inline void ModelLibraryRunner::foldOnStream(bool use_inactive, void* stream) {
                     (use_inactive ? "inactive" : "active") +
                     " constant buffer, it holds no constants");
   }
-  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
-  if (!use_inactive || single_threaded_) exclusive.lock();
+  // Exclusive even for the inactive buffer: the library folds on a model instance taken
+  // from the same pool as runs, and under steady load it waits for a free one for a long
+  // time (measured: 50-390 ms per fold with one instance and one busy thread). Waiting for
+  // the runs in flight and holding new ones for the fold is shorter and bounded.
+  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
   library_->runConstantFolding(use_inactive, stream);
   states_[target] = BufferState::kFolded;
 }

@@ -36,6 +36,7 @@ struct TensorSpec {
   std::vector<std::int64_t> min;    // per dimension; equal to sizes for static ones
   std::vector<std::int64_t> max;    // -1: unbounded
   std::string device_type = "cpu";
+  c10::DeviceType device = c10::DeviceType::CPU;  // device_type, parsed
   Layout layout = Layout::kContiguous;
 
   // "float32 [-1 (1..64), 16]"
@@ -97,6 +98,11 @@ inline std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const s
       throw bad("min/max do not match the rank of '" + s.name + "'");
     }
     s.device_type = item.value("device", std::string("cpu"));
+    try {
+      s.device = c10::Device(s.device_type).type();
+    } catch (const c10::Error&) {
+      throw bad("unknown device '" + s.device_type + "'");
+    }
     const std::string layout = item.value("layout", std::string("contiguous"));
     s.layout = layout == "channels_last" ? TensorSpec::Layout::kChannelsLast
                : layout == "strided"     ? TensorSpec::Layout::kStrided
@@ -106,41 +112,68 @@ inline std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const s
   return out;
 }
 
+// Whether `t` matches `spec` (dtype, device, rank, sizes and ranges); allocates nothing.
+inline bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexcept {
+  if (!t.defined() || t.scalar_type() != spec.dtype || t.device().type() != spec.device) {
+    return false;
+  }
+  const auto sizes = t.sizes();
+  if (sizes.size() != spec.sizes.size()) return false;
+  for (std::size_t d = 0; d < sizes.size(); ++d) {
+    const std::int64_t n = sizes[d];
+    const bool ok = spec.sizes[d] >= 0 ? n == spec.sizes[d]
+                                       : n >= spec.min[d] && (spec.max[d] < 0 || n <= spec.max[d]);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Whether `t` is laid out as the compiled code expects (see checkTensorAgainstSpec).
+inline bool tensorHasSpecLayout(const at::Tensor& t, const TensorSpec& spec) {
+  switch (spec.layout) {
+    case TensorSpec::Layout::kContiguous: return t.is_contiguous();
+    case TensorSpec::Layout::kChannelsLast: return t.is_contiguous(at::MemoryFormat::ChannelsLast);
+    case TensorSpec::Layout::kStrided: break;
+  }
+  return true;
+}
+
+// The error for a tensor that does not match its spec (index and name in the message).
+inline Error tensorSpecMismatch(const at::Tensor& t, const TensorSpec& spec, std::size_t index,
+                                const std::string& what) {
+  const std::string who = what + " " + std::to_string(index) +
+                          (spec.name.empty() ? "" : " ('" + spec.name + "')");
+  std::ostringstream got;
+  if (!t.defined()) {
+    got << "an undefined tensor";
+  } else {
+    got << c10::toString(t.scalar_type()) << " " << t.sizes() << " on " << t.device();
+    if (t.scalar_type() == spec.dtype && t.device().type() == spec.device &&
+        static_cast<std::size_t>(t.dim()) == spec.sizes.size()) {
+      for (std::size_t d = 0; d < spec.sizes.size(); ++d) {
+        const std::int64_t n = t.size(static_cast<std::int64_t>(d));
+        const bool ok = spec.sizes[d] >= 0 ? n == spec.sizes[d]
+                                           : n >= spec.min[d] && (spec.max[d] < 0 || n <= spec.max[d]);
+        if (!ok) {
+          got << " (dimension " << d << " is " << n << ")";
+          break;
+        }
+      }
+    }
+  }
+  return Error(StatusCode::kInvalidArgument,
+               who + ": expected " + spec.describe() + " on " + spec.device_type + ", got " + got.str());
+}
+
 // Checks `t` against `spec` (index and name in messages) and returns it in the layout the
 // compiled code expects: a non-contiguous tensor is copied into that layout (documented in
 // docs/host-integration.md); everything else about it must already match.
 inline at::Tensor checkTensorAgainstSpec(const at::Tensor& t, const TensorSpec& spec,
                                          std::size_t index, const std::string& what) {
-  const std::string who = what + " " + std::to_string(index) +
-                          (spec.name.empty() ? "" : " ('" + spec.name + "')");
-  auto fail = [&](const std::string& got) {
-    return Error(StatusCode::kInvalidArgument,
-                 who + ": expected " + spec.describe() + " on " + spec.device_type + ", got " + got);
-  };
-  if (!t.defined()) throw fail("an undefined tensor");
-  std::ostringstream got;
-  got << c10::toString(t.scalar_type()) << " " << t.sizes() << " on " << t.device();
-  if (t.scalar_type() != spec.dtype) throw fail(got.str());
-  if (c10::DeviceTypeName(t.device().type(), true) != spec.device_type) throw fail(got.str());
-  if (static_cast<std::size_t>(t.dim()) != spec.sizes.size()) throw fail(got.str());
-  for (std::size_t d = 0; d < spec.sizes.size(); ++d) {
-    const std::int64_t n = t.size(static_cast<std::int64_t>(d));
-    const bool ok = spec.sizes[d] >= 0
-                        ? n == spec.sizes[d]
-                        : n >= spec.min[d] && (spec.max[d] < 0 || n <= spec.max[d]);
-    if (!ok) throw fail(got.str() + " (dimension " + std::to_string(d) + " is " + std::to_string(n) + ")");
-  }
-  switch (spec.layout) {
-    case TensorSpec::Layout::kContiguous:
-      return t.is_contiguous() ? t : t.contiguous();
-    case TensorSpec::Layout::kChannelsLast:
-      return t.is_contiguous(at::MemoryFormat::ChannelsLast)
-                 ? t
-                 : t.contiguous(at::MemoryFormat::ChannelsLast);
-    case TensorSpec::Layout::kStrided:
-      break;
-  }
-  return t;
+  if (!tensorMatchesSpec(t, spec)) throw tensorSpecMismatch(t, spec, index, what);
+  if (tensorHasSpecLayout(t, spec)) return t;
+  return spec.layout == TensorSpec::Layout::kChannelsLast ? t.contiguous(at::MemoryFormat::ChannelsLast)
+                                                          : t.contiguous();
 }
 
 }  // namespace aotiplug
