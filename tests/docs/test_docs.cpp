@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The docs cannot rot: every ```sh block in README.md and docs/*.md is either run here, as
 // a bash script per file (from a scratch directory where `build` and `examples` point at
-// this build and the sources), or consists only of commands that .ci/run runs itself.
+// this build and the sources), or consists only of commands that .ci/run runs itself, or
+// is marked long-running (the line before it is `<!-- long-running -->`: sanitizer builds,
+// fuzzing, benchmarks take far longer than a test may) and then consists only of `./dev`
+// subcommands that `./dev help` documents.
 #define BOOST_TEST_MODULE docs
 #include <boost/test/unit_test.hpp>
 
@@ -17,6 +20,7 @@ using aotiplug_test::contains;
 
 struct Block {
   int line = 0;
+  bool long_running = false;
   std::vector<std::string> commands;  // non-empty, non-comment lines
   std::string text;
 };
@@ -26,13 +30,15 @@ std::vector<Block> shellBlocks(const fs::path& markdown) {
   std::vector<Block> blocks;
   bool inside = false;
   int number = 0;
+  std::string previous;  // the last non-blank line outside a block
   for (std::string line; std::getline(in, line);) {
     ++number;
     if (!inside && line.rfind("```sh", 0) == 0) {
       inside = true;
-      blocks.push_back(Block{number, {}, {}});
+      blocks.push_back(Block{number, previous == "<!-- long-running -->", {}, {}});
       continue;
     }
+    if (!inside && line.find_first_not_of(" \t") != std::string::npos) previous = line;
     if (inside && line.rfind("```", 0) == 0) {
       inside = false;
       continue;
@@ -60,6 +66,17 @@ std::vector<std::string> ciCommands() {
   return out;
 }
 
+// A long-running block's commands are `./dev SUB ...` with SUB listed by `./dev help`.
+std::string undocumentedDevCommand(const Block& b, const std::string& help) {
+  if (b.commands.empty()) return "(an empty block)";
+  for (const std::string& c : b.commands) {
+    if (c.rfind("./dev ", 0) != 0) return c;
+    const std::string sub = c.substr(6, c.find(' ', 6) == std::string::npos ? std::string::npos : c.find(' ', 6) - 6);
+    if (!contains(help, "  ./dev " + sub)) return c;
+  }
+  return {};
+}
+
 bool runByCi(const Block& b, const std::vector<std::string>& ci) {
   return !b.commands.empty() && std::all_of(b.commands.begin(), b.commands.end(), [&](const std::string& c) {
     return std::find(ci.begin(), ci.end(), c) != ci.end();
@@ -76,13 +93,24 @@ BOOST_AUTO_TEST_CASE(every_shell_block_in_the_docs_runs) {
   }
   std::sort(files.begin(), files.end());
   const auto ci = ciCommands();
-  int run_blocks = 0, ci_blocks = 0;
+  const auto help = aotiplug_test::runCommand({(source / "dev").string(), "help"});
+  BOOST_TEST_REQUIRE(help.exit_code == 0, "./dev help: exit " << help.exit_code << "\n" << help.err);
+  int run_blocks = 0, ci_blocks = 0, long_blocks = 0;
   for (const fs::path& md : files) {
     std::string script = "set -euo pipefail\n";
     int here = 0;
     for (const Block& b : shellBlocks(md)) {
       if (runByCi(b, ci)) {
         ++ci_blocks;
+        continue;
+      }
+      if (b.long_running) {
+        const std::string bad = undocumentedDevCommand(b, help.out);
+        BOOST_TEST(bad.empty(), md.filename().string() << ":" << b.line
+                                    << ": a long-running block may only hold `./dev` subcommands "
+                                       "that `./dev help` lists, not: "
+                                    << bad);
+        ++long_blocks;
         continue;
       }
       script += "# " + md.filename().string() + ":" + std::to_string(b.line) + "\n" + b.text;
@@ -102,6 +130,7 @@ BOOST_AUTO_TEST_CASE(every_shell_block_in_the_docs_runs) {
       BOOST_TEST_MESSAGE(md.filename().string() << ": " << here << " block(s) ran");
     }
   }
-  BOOST_TEST_MESSAGE(run_blocks << " block(s) run here, " << ci_blocks << " run by .ci/run");
+  BOOST_TEST_MESSAGE(run_blocks << " block(s) run here, " << ci_blocks << " run by .ci/run, "
+                                << long_blocks << " long-running checked against ./dev help");
   BOOST_TEST(run_blocks > 0);
 }
