@@ -23,7 +23,10 @@ struct Registration {
 } registration;
 
 void registerFromManifest() {
-  const auto type = static_cast<c10::DeviceType>(aotiplug_plugin_manifest.data.devices[0]);
+  // Read through volatile: the benchmark rewrites the note in each copy of the file, and
+  // the compiler would otherwise fold this constant into the code.
+  const volatile std::int8_t* device = &aotiplug_plugin_manifest.data.devices[0];
+  const auto type = static_cast<c10::DeviceType>(*device);
   registration.id = aotiplug::runnerRegistry()
                         .add(type, &aotiplug::detail::createRunnerAbi<BenchRunner>,
                              aotiplug::kPriorityDefault, aotiplug::detail::pluginOrigin())
