@@ -3,6 +3,8 @@
 // run, on the same .pt2 files. Writes one JSON file (bench/plot.py draws it).
 //
 //   aotiplug-bench --models DIR --plugins DIR --bench-plugin LIB --out results.json [--quick]
+//   aotiplug-bench --models DIR --plugins DIR --profile ours|runner|upstream|open|open-upstream
+//                  [--iters N]
 //
 // 1. per-call run(): our executor (+ CPU plugin) vs upstream's AOTIModelContainerRunnerCpu
 //    on the same .so vs PyTorch eager (bench/eager_timing.py), tiny and medium models;
@@ -42,6 +44,8 @@ namespace {
 struct Args {
   fs::path models, plugins, bench_plugin, out, source;
   bool quick = false;
+  std::string profile;  // ours|runner|upstream: see profile()
+  int iters = 100000;
 };
 
 double us(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
@@ -315,6 +319,42 @@ json pluginScan(const Args& a, int count, int rounds) {
   return {{"plugins", count}, {"loaded", loaded}, {"rejected", rejected}, {"ms", stats(ms)}};
 }
 
+// --profile ours|runner|upstream: only run() on the tiny model, `iters` times (open,
+// open-upstream: package open -> first output on the medium model), in a
+// function of its own — for a profiler (valgrind --tool=callgrind
+// --toggle-collect='*profileLoop*'; docs/performance.md).
+template <typename F>
+[[gnu::noinline]] void profileLoop(F&& call, int iters) {
+  for (int i = 0; i < iters; ++i) call();
+}
+
+int profile(const Args& a, const std::string& which, int iters) {
+  if (which == "open" || which == "open-upstream") {  // package open -> first output, medium
+    const std::string pkg = (a.models / "medium.pt2").string();
+    const Data data = loadData(a.models / "medium.data.pt");
+    if (which == "open") {
+      profileLoop([&] { aotiplug::AOTIDelegateExecutor(pkg, nullptr, quietConfig()).run(data.inputs); }, iters);
+    } else {
+      profileLoop([&] { torch::inductor::AOTIModelPackageLoader(pkg).run(data.inputs); }, iters);
+    }
+    return 0;
+  }
+  const Data data = loadData(a.models / "tiny.data.pt");
+  aotiplug::AOTIDelegateExecutor exec((a.models / "tiny.pt2").string(), nullptr, quietConfig());
+  if (which == "upstream") {
+    torch::inductor::AOTIModelContainerRunnerCpu upstream(exec.modelInfo().model_path, 1);
+    upstream.run(data.inputs);
+    profileLoop([&] { upstream.run(data.inputs); }, iters);
+  } else if (which == "runner") {
+    exec.runner().run(data.inputs);
+    profileLoop([&] { exec.runner().run(data.inputs); }, iters);
+  } else {
+    exec.run(data.inputs);
+    profileLoop([&] { exec.run(data.inputs); }, iters);
+  }
+  return 0;
+}
+
 json eager(const Args& a, bool quick) {
   const std::string cmd = "'" + (a.source / ".venv" / "bin" / "python").string() + "' '" +
                           (a.source / "bench" / "eager_timing.py").string() + "' --iters " +
@@ -340,6 +380,14 @@ int main(int argc, char** argv) {
     else if (arg == "--out") a.out = next();
     else if (arg == "--source") a.source = next();
     else if (arg == "--quick") a.quick = true;
+    else if (arg == "--profile") a.profile = next();
+    else if (arg == "--iters") a.iters = std::stoi(next());
+  }
+  if (!a.profile.empty() && !a.models.empty() && !a.plugins.empty()) {
+    at::set_num_threads(1);
+    aotiplug::PluginLoader loader;
+    loader.loadDirectory(fs::absolute(a.plugins).string());
+    return profile(a, a.profile, a.iters);
   }
   if (a.models.empty() || a.plugins.empty() || a.out.empty()) {
     std::cerr << "usage: aotiplug-bench --models DIR --plugins DIR --bench-plugin LIB --source DIR --out FILE [--quick]\n";

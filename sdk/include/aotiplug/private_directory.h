@@ -73,6 +73,25 @@ class PrivateDirectory {
 
   // Writes a new file at `relative` (creating subdirectories, mode 0700); returns its path.
   std::string writeFile(const std::string& relative, const void* data, std::size_t size) {
+    return writeFileWith(relative, [&](int fd, const std::string& target) {
+      const char* p = static_cast<const char*>(data);
+      std::size_t left = size;
+      while (left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          throw Error(StatusCode::kUnavailable, "cannot write " + target + ": " + std::strerror(errno));
+        }
+        p += n;
+        left -= static_cast<std::size_t>(n);
+      }
+    });
+  }
+
+  // Creates a new file at `relative` as writeFile does and lets fill(fd, path) write it;
+  // the file is closed afterwards (and removed if fill throws). Returns its path.
+  template <class Fill>
+  std::string writeFileWith(const std::string& relative, Fill&& fill) {
     if (!isSafeRelativePath(relative)) {
       throw Error(StatusCode::kInvalidArgument,
                   "refusing to write '" + relative + "': not a plain relative path");
@@ -88,23 +107,17 @@ class PrivateDirectory {
       throw Error(StatusCode::kUnavailable,
                   "cannot create " + target.string() + ": " + std::strerror(errno));
     }
-    const char* p = static_cast<const char*>(data);
-    std::size_t left = size;
-    while (left > 0) {
-      const ssize_t n = ::write(fd, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        const int err = errno;
-        ::close(fd);
-        throw Error(StatusCode::kUnavailable,
-                    "cannot write " + target.string() + ": " + std::strerror(err));
-      }
-      p += n;
-      left -= static_cast<std::size_t>(n);
+    try {
+      fill(fd, target.string());
+    } catch (...) {
+      ::close(fd);
+      ::unlink(target.c_str());
+      throw;
     }
     if (::close(fd) != 0) {
-      throw Error(StatusCode::kUnavailable,
-                  "cannot write " + target.string() + ": " + std::strerror(errno));
+      const int err = errno;
+      ::unlink(target.c_str());
+      throw Error(StatusCode::kUnavailable, "cannot write " + target.string() + ": " + std::strerror(err));
     }
     return target.string();
   }
