@@ -82,6 +82,9 @@ class ModelLibraryRunner : public ModelContainerRunner {
   // Runs on the already-resolved stream; derived runners wrap it with device guards.
   std::vector<at::Tensor> runOnStream(const std::vector<at::Tensor>& inputs, void* stream);
   void foldOnStream(bool use_inactive, void* stream);
+  // With weights_mutex_ held: locks runs out while the active buffer is unfolded (or in
+  // single-threaded mode), for calls that otherwise overlap runs (see runOnStream).
+  std::unique_lock<WriterPreferringMutex> lockRunsIfUnfolded() const;
 
  private:
   enum class BufferState : std::uint8_t { kEmpty, kLoaded, kFolded };
@@ -237,12 +240,22 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
   // of its model instances, it waits for its lock exclusively, while other runs hold that
   // lock shared and wait for a free instance — a deadlock whenever more threads run than
   // the container has instances (the stress test hung here). On the way it also creates
-  // the inactive buffer's bookkeeping without the lock an inactive update takes
-  // (ThreadSanitizer caught the two racing). So such a run — the first after loading, or
-  // after a swap to an unfolded buffer — goes alone.
-  std::lock_guard<std::mutex> weights(weights_mutex_);
+  // the inactive buffer's bookkeeping and updates the active map without the lock that
+  // inactive updates and extraction take (ThreadSanitizer caught them racing). So such a
+  // run — the first after loading, or after a swap to an unfolded buffer — goes alone, and
+  // those calls lock runs out while the active buffer is unfolded (lockRunsIfUnfolded).
+  // (This run does not also take weights_mutex_: a thread swapping weights in a loop
+  // re-takes that mutex at once, and runs starved behind it — p99 12x steady in the bench.)
   std::unique_lock<WriterPreferringMutex> lock(run_mutex_);
   return run_locked();
+}
+
+inline std::unique_lock<WriterPreferringMutex> ModelLibraryRunner::lockRunsIfUnfolded() const {
+  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
+  // Only weight calls (under weights_mutex_) make the active buffer unfolded, so this
+  // cannot turn true behind our back; turning false meanwhile only costs a wait.
+  if (single_threaded_ || state(activeIndex()) == BufferState::kLoaded) exclusive.lock();
+  return exclusive;
 }
 
 inline ConstantMap ModelLibraryRunner::extract_constants_map(bool use_inactive) const {
@@ -253,6 +266,7 @@ inline ConstantMap ModelLibraryRunner::extract_constants_map(bool use_inactive) 
                     (use_inactive ? "inactive" : "active") +
                     " constant buffer holds no constants");
   }
+  const auto runs = lockRunsIfUnfolded();
   return library_->extractConstantsMap(use_inactive);
 }
 
@@ -408,9 +422,10 @@ inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& consta
   ConstantMap prepared =
       prepareUpdate(constants, use_inactive, validate_full_update, user_managed);
   // Changing the active buffer, or any buffer in single-threaded mode (the library's
-  // single-threaded run takes no lock), must wait for runs in flight.
-  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
-  if (!use_inactive || single_threaded_) exclusive.lock();
+  // single-threaded run takes no lock), must wait for runs in flight; so must an inactive
+  // update while a run may be folding the active buffer lazily (lockRunsIfUnfolded).
+  std::unique_lock<WriterPreferringMutex> exclusive =
+      use_inactive ? lockRunsIfUnfolded() : std::unique_lock<WriterPreferringMutex>(run_mutex_);
   const int target = targetIndex(use_inactive);
   if (user_managed) {
     // Aliases: new tensor objects over the same memory (no copy) that only this runner and
@@ -478,8 +493,7 @@ inline void ModelLibraryRunner::free_inactive_constant_buffer() {
                     "secondary buffer is active (torch <= 2.11's RunSingleThreaded would then "
                     "fail on the freed buffer's state)");
   }
-  std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_, std::defer_lock);
-  if (single_threaded_) exclusive.lock();
+  const auto runs = lockRunsIfUnfolded();
   const int inactive = targetIndex(true);
   library_->freeInactiveConstantBuffer();
   states_[inactive] = BufferState::kEmpty;
