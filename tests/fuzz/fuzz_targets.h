@@ -29,7 +29,9 @@ inline void fuzzManifest(const std::uint8_t* data, std::size_t size) {
 }
 
 // The package reader: archive, entry names and sizes, metadata and specs, stored weights,
-// sample inputs. The bytes are served from a memory file, never from disk.
+// sample inputs, and extraction (stored entries are copied file to file with offsets and
+// sizes taken from the archive). The bytes are served from a memory file; extraction
+// writes into a private temporary directory, removed after each input.
 inline void fuzzPackage(const std::uint8_t* data, std::size_t size) {
   const int fd = ::memfd_create("aotiplug-fuzz", MFD_CLOEXEC);
   if (fd < 0) return;
@@ -42,6 +44,11 @@ inline void fuzzPackage(const std::uint8_t* data, std::size_t size) {
     for (const std::string& name : package.modelNames()) {
       const aotiplug::PackagedModel& m = package.model(name);
       for (const std::string& r : m.records) (void)package.readRecord(r);
+      try {
+        aotiplug::PrivateDirectory dir("aotiplug-fuzz-");
+        (void)package.extract(m, dir);
+      } catch (const aotiplug::Error&) {
+      }
       try {
         (void)package.storedWeights(m);
       } catch (const aotiplug::Error&) {

@@ -57,6 +57,9 @@ BOOST_AUTO_TEST_CASE(every_hostile_package_is_refused_clearly_and_leaves_nothing
   expectRefused("dotdot", StatusCode::kInvalidArgument, {"unsafe name", ".."});
   expectRefused("absolute", StatusCode::kInvalidArgument, {"not a readable .pt2 archive"});
   expectRefused("bomb", StatusCode::kInvalidArgument, {"weights.bin", "declares 268435456 bytes", "refusing to inflate"});
+  // miniz already refuses a central directory that points past the end of the file when
+  // the package is opened; extraction checks the same bound again before copying.
+  expectRefused("short_library", StatusCode::kInvalidArgument, {"not a readable .pt2 archive", "corrupted"});
   expectRefused("not_aoti_library", StatusCode::kModelError,
                 {"is not an AOTInductor model library", "AOTInductorModelContainerCreateWithDevice"});
   expectRefused("xpu_device", StatusCode::kNotFound, {"needs device 'xpu'", "registered: cpu"});
@@ -79,4 +82,29 @@ BOOST_AUTO_TEST_CASE(good_packages_still_work_after_hostile_ones) {
   aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
   aotiplug::AOTIDelegateExecutor exec(f.pt2.string());
   aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "a good package");
+}
+
+// A package cut short after it was opened (replaced or truncated on disk while a host holds
+// it): extraction fails with the reason, and no partly written file is left behind.
+BOOST_AUTO_TEST_CASE(a_package_truncated_after_opening_fails_extraction_cleanly) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
+  aotiplug_test::TempDir base;
+  const fs::path copy = base.path() / "mlp.pt2";
+  fs::copy_file(f.pt2, copy);
+  aotiplug::Pt2Package package(copy.string());
+  const aotiplug::PackagedModel& model = package.model(package.modelNames().at(0));
+  fs::resize_file(copy, fs::file_size(copy) / 2);
+
+  aotiplug::PrivateDirectory dir("truncated-", base.path().string());
+  expectError([&] { package.extract(model, dir); }, StatusCode::kUnavailable,
+              {"cannot copy into " + dir.path(), "the archive ended early (changed while open?)"});
+  // Whatever was extracted before the cut is complete: same size as in the intact package.
+  const aotiplug::Pt2Package intact(f.pt2.string());
+  for (const auto& e : fs::recursive_directory_iterator(dir.path())) {
+    if (!e.is_regular_file()) continue;
+    const std::string record = model.directory + fs::relative(e.path(), dir.path()).string();
+    BOOST_TEST_CONTEXT("extracted file " << e.path()) {
+      BOOST_TEST(e.file_size() == intact.readRecord(record).size());
+    }
+  }
 }
