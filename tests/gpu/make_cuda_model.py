@@ -55,7 +55,7 @@ def main() -> int:
         "weights_b": {k: v.cpu() for k, v in state_b.items()},
         "outputs_b": cpu(outputs_b),
         "device_name": torch.cuda.get_device_name(0),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }, os.path.join(args.out, "model.data.pt"))
     return 0
 
