@@ -2,7 +2,9 @@
 // The GPU check: a self-contained program for a GPU machine (docs/gpu.md). It needs only
 // the SDK, the plugins and LibTorch — no Boost.Test, Boost.Program_options or libelf, which
 // the GPU machines lack — and writes every result to one JSON file:
-//   1. loads the plugins of --plugins (plain dlopen: the host library needs libelf);
+//   1. loads the plugins of --plugins through the host's PluginLoader (manifest, trust and
+//      ABI checks, as the aotiplug CLI does), or with plain dlopen where the host library
+//      was not built (it needs libelf; tests/gpu/run.sh links the machine's own);
 //   2. runs the CUDA package through AOTIDelegateExecutor and the CUDA plugin, on the
 //      device's current stream and on a stream of our own, and compares with eager;
 //   3. times run() against upstream's AOTIModelContainerRunnerCuda on the same .so
@@ -13,6 +15,9 @@
 #include <aotiplug/aoti_delegate_executor.h>
 #include <aotiplug/registration_log.h>
 #include <aotiplug/runner_registry.h>
+#if AOTIPLUG_GPU_CHECK_HOST_LOADER
+#include <aotiplug/host/plugin_loader.h>
+#endif
 
 #include <ATen/ops/abs.h>
 #include <ATen/ops/max.h>
@@ -31,6 +36,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 
 namespace fs = std::filesystem;
 using aotiplug::Weights;
@@ -83,6 +89,9 @@ int main(int argc, char** argv) {
     std::ofstream(out_path) << results.dump(2) << "\n";
     std::cout << results.dump(2) << "\n";
   };
+#if AOTIPLUG_GPU_CHECK_HOST_LOADER
+  std::optional<aotiplug::PluginLoader> loader;  // outlives the executor below
+#endif
   try {
     results["cuda_devices"] = c10::cuda::device_count();
     if (c10::cuda::device_count() == 0) {
@@ -91,6 +100,18 @@ int main(int argc, char** argv) {
       return 0;
     }
     // 1. plugins
+#if AOTIPLUG_GPU_CHECK_HOST_LOADER
+    results["loader"] = "aotiplug::PluginLoader";
+    loader.emplace();
+    // The loader takes absolute paths only (nothing relative to the current directory).
+    for (const aotiplug::PluginRecord& r : loader->loadDirectory(fs::absolute(args.at("--plugins")).string())) {
+      nlohmann::json devices = nlohmann::json::array();
+      for (const auto& reg : r.registrations) devices.push_back(c10::DeviceTypeName(reg.device_type, true));
+      results["plugins"].push_back({{"path", r.path}, {"name", r.name()}, {"loaded", r.loaded()},
+                                    {"error", r.reason}, {"device_types", devices}});
+    }
+#else
+    results["loader"] = "dlopen (the host library was not built: no libelf)";
     std::vector<std::string> plugin_files;
     for (const auto& e : fs::recursive_directory_iterator(args.at("--plugins"))) {
       if (e.path().extension() == ".so" && e.path().string().find(".p/") == std::string::npos) {
@@ -106,6 +127,7 @@ int main(int argc, char** argv) {
         results["plugin_errors"].push_back(e.message);
       }
     }
+#endif
     const c10::IValue data = loadPickle(args.at("--data"));
     std::vector<at::Tensor> inputs, outputs, outputs_b;
     std::map<std::string, at::Tensor> wa, wb;

@@ -1,8 +1,10 @@
-"""Prepare what the GPU check needs but the GPU machines lack: Boost and nlohmann-json headers.
+"""Prepare what the GPU check needs but the GPU machines lack: Boost, nlohmann-json and
+libelf headers.
 
 The GPU machines have torch, meson and ninja but no Boost and no network. The SDK needs only
-header-only libraries there (Boost.DLL, nlohmann-json), so this script copies exactly the
-headers the GPU build includes — found by asking the compiler (`-M`) on every translation
+header-only libraries there (Boost.DLL, nlohmann-json); the host library (the plugin loader)
+also needs libelf, whose runtime (libelf.so.1) the machines have but not its headers. So
+this script copies exactly the headers the GPU build includes — found by asking the compiler (`-M`) on every translation
 unit of a `-Dgpu_check=true` build — into build-gpu-inputs/include (about 2 MB), to travel
 with the working tree. Run it here (Debian, with the packages), then tests/gpu/run.sh there.
 
@@ -18,7 +20,11 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROBE = os.path.join(ROOT, "build-gpu-probe")
 OUT = os.path.join(ROOT, "build-gpu-inputs", "include")
-VENDORED = ("/usr/include/boost/", "/usr/include/nlohmann/")
+LIB = os.path.join(ROOT, "build-gpu-inputs", "lib")
+VENDORED = ("/usr/include/boost/", "/usr/include/nlohmann/", "/usr/include/libelf.h",
+            "/usr/include/gelf.h", "/usr/include/elfutils/")
+# Built where the CLI cannot be (no Boost.Program_options): not part of the GPU build.
+NOT_ON_GPU = ("/host/cli/", "/host/conformance/")
 
 
 def run(cmd, **kw):
@@ -31,6 +37,8 @@ def headers_of(build_dir):
         commands = json.load(f)
     found = set()
     for c in commands:
+        if any(part in c["file"] for part in NOT_ON_GPU):
+            continue
         args = shlex.split(c["command"])
         # Drop the output and dependency-file options; ask for the full dependency list.
         cleaned, skip = [], False
@@ -53,12 +61,21 @@ def headers_of(build_dir):
     return found
 
 
+def system_libelf() -> str:
+    """The path of this machine's libelf.so.1, from the dynamic loader's cache."""
+    out = subprocess.run(["/sbin/ldconfig", "-p"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.strip().startswith("libelf.so.1 ") and "x86-64" in line:
+            return line.split("=>")[-1].strip()
+    raise SystemExit("no libelf.so.1 on this machine (Debian: libelf1)")
+
+
 def main() -> int:
     python = os.path.join(ROOT, ".venv", "bin", "python")
     if os.path.exists(PROBE):
         shutil.rmtree(PROBE)
-    run(["meson", "setup", PROBE, "-Dpython=" + python, "-Dtests=disabled", "-Dhost=disabled",
-         "-Dgpu_check=true"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    run(["meson", "setup", PROBE, "-Dpython=" + python, "-Dtests=disabled", "-Dbench=disabled",
+         "-Dhost=enabled", "-Dgpu_check=true"], cwd=ROOT, stdout=subprocess.DEVNULL)
     needed = sorted(h for h in headers_of(PROBE) if h.startswith(VENDORED))
     if os.path.exists(OUT):
         shutil.rmtree(OUT)
@@ -72,15 +89,30 @@ def main() -> int:
 
     # Prove the set is complete: configure against it and check that no translation unit
     # still reaches into /usr/include/boost or /usr/include/nlohmann.
+    # libelf is linked as run.sh links it there: <inputs>/lib/libelf.so -> this machine's
+    # libelf.so.1 (removed afterwards; run.sh makes its own).
     shutil.rmtree(PROBE)
-    run(["meson", "setup", PROBE, "-Dpython=" + python, "-Dtests=disabled", "-Dhost=disabled",
-         "-Dgpu_check=true", "-Dvendor_include=" + OUT], cwd=ROOT, stdout=subprocess.DEVNULL)
-    leaked = sorted(h for h in headers_of(PROBE) if h.startswith(VENDORED))
-    shutil.rmtree(PROBE)
+    os.makedirs(LIB, exist_ok=True)
+    link = os.path.join(LIB, "libelf.so")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(system_libelf(), link)
+    try:
+        run(["meson", "setup", PROBE, "-Dpython=" + python, "-Dtests=disabled", "-Dbench=disabled",
+             "-Dgpu_check=true", "-Dvendor_include=" + OUT], cwd=ROOT, stdout=subprocess.DEVNULL)
+        with open(os.path.join(PROBE, "meson-logs", "meson-log.txt")) as f:
+            log = f.read()
+        if "Library elf found: YES" not in log:
+            print("the GPU build did not find libelf through", LIB)
+            return 1
+        leaked = sorted(h for h in headers_of(PROBE) if h.startswith(VENDORED))
+    finally:
+        os.remove(link)
+        shutil.rmtree(PROBE)
     if leaked:
         print("still taken from the system:", *leaked[:10], sep="\n  ")
         return 1
-    print("complete: the GPU build takes every Boost and nlohmann header from", OUT)
+    print("complete: the GPU build takes every Boost, nlohmann and libelf header from", OUT)
     return 0
 
 

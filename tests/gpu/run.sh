@@ -27,13 +27,26 @@ if [ ! -d "$VENDOR/boost" ]; then
   exit 2
 fi
 
+# The host library (the plugin loader) needs libelf: the headers came with the inputs, the
+# library is this machine's own runtime, linked under the name the linker looks for.
+LIBELF=$( (/sbin/ldconfig -p 2>/dev/null || ldconfig -p) | awk '/libelf\.so\.1 .*x86-64/ {print $NF; exit}')
+mkdir -p build-gpu-inputs/lib && rm -f build-gpu-inputs/lib/libelf.so
+if [ -n "$LIBELF" ]; then
+  ln -s "$LIBELF" build-gpu-inputs/lib/libelf.so
+  echo "libelf: $LIBELF (the plugins are loaded through the host's PluginLoader)"
+else
+  echo "libelf: none on this machine (the plugins are loaded with plain dlopen)"
+fi
+
 step "configure and build (meson + ninja)"
 rm -rf build-gpu/meson-private build-gpu/build.ninja
-meson setup build-gpu --reconfigure -Dpython="$PY" -Dtests=disabled -Dhost=disabled \
+meson setup build-gpu --reconfigure -Dpython="$PY" -Dtests=disabled -Dbench=disabled \
   -Dgpu_check=true -Dvendor_include="$VENDOR" -Dbuildtype=release -Dwerror=false \
-  || meson setup build-gpu -Dpython="$PY" -Dtests=disabled -Dhost=disabled \
+  || meson setup build-gpu -Dpython="$PY" -Dtests=disabled -Dbench=disabled \
   -Dgpu_check=true -Dvendor_include="$VENDOR" -Dbuildtype=release || exit 1
 ninja -C build-gpu || exit 1
+# The loader refuses plugin files and directories others may write (docs/reliability.md).
+chmod -R go-w build-gpu/plugins
 
 if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   step "no GPU here: the build works; nothing to run"
