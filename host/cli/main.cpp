@@ -56,8 +56,14 @@ int main(int argc, char** argv) {
       if (argc >= 3 && (std::strcmp(argv[2], "check") == 0 || std::strcmp(argv[2], "__probe") == 0)) {
         return runPluginCheckCommand(argc - 2, argv + 2);
       }
-      std::cerr << "aotiplug: 'plugin' needs a subcommand: plugin check LIB.so\n";
-      return kExitUsage;
+      const bool help = argc >= 3 && (std::strcmp(argv[2], "--help") == 0 || std::strcmp(argv[2], "-h") == 0);
+      (help ? std::cout : std::cerr)
+          << (help ? "" : "aotiplug: 'plugin' needs a subcommand\n")
+          << "Usage: aotiplug plugin check LIB.so [options]\n"
+             "\n"
+             "Subcommands:\n"
+             "  check LIB.so  inspect one plugin without trusting it (see aotiplug plugin check --help)\n";
+      return help ? kExitOk : kExitUsage;
     }
     std::cerr << "aotiplug: unknown command '" << command << "'\n\n" << kUsage;
     return kExitUsage;

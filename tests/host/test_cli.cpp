@@ -127,6 +127,12 @@ BOOST_AUTO_TEST_CASE(errors_and_usage_have_their_exit_codes) {
     BOOST_TEST(help.exit_code == 0);
     BOOST_TEST(contains(help.out, "Exit codes"), cmd);
   }
+  // Every command has --help, including the "plugin" group and "plugin check".
+  const CommandResult group_help = runCli({"plugin", "--help"});
+  BOOST_TEST(group_help.exit_code == 0);
+  BOOST_TEST(contains(group_help.out, "check LIB.so"), group_help.out);
+  BOOST_TEST(runCli({"plugin", "check", "--help"}).exit_code == 0);
+  BOOST_TEST(runCli({"plugin"}).exit_code == 2);
   const CommandResult bad_option = runCli({"run", "--no-such-option"});
   BOOST_TEST(bad_option.exit_code == 2);
   BOOST_TEST(contains(bad_option.err, "no-such-option"), bad_option.err);

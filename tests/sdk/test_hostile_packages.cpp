@@ -65,6 +65,8 @@ BOOST_AUTO_TEST_CASE(every_hostile_package_is_refused_clearly_and_leaves_nothing
   expectRefused("xpu_device", StatusCode::kNotFound, {"needs device 'xpu'", "registered: cpu"});
   expectRefused("bad_metadata", StatusCode::kInvalidArgument, {"_metadata.json is not a JSON object"});
   expectRefused("bad_specs", StatusCode::kInvalidArgument, {"input specs of model 'model'", "unknown dtype 'float99'"});
+  expectRefused("mistyped_specs", StatusCode::kInvalidArgument,
+                {"input specs of model 'model'", "is malformed: a field has the wrong type", "type must be array"});
   // Nothing escaped to where the hostile names pointed.
   BOOST_TEST(!fs::exists("/tmp/aotiplug-absolute.txt"));
   BOOST_TEST(!fs::exists(fs::temp_directory_path() / "aotiplug-escaped.txt"));

@@ -424,9 +424,18 @@ inline std::shared_ptr<Weights> Pt2Package::storedWeights(const PackagedModel& m
     if (t.size() != 1) fail(StatusCode::kInvalidArgument, record + " does not hold one tensor");
     at::Tensor value = t.front();
     if (entry.size() >= 4 && entry[1].is_array() && entry[2].is_array()) {
-      value = value.as_strided(entry[1].get<std::vector<std::int64_t>>(),
-                               entry[2].get<std::vector<std::int64_t>>(),
-                               entry[3].get<std::int64_t>());
+      try {
+        value = value.as_strided(entry[1].get<std::vector<std::int64_t>>(),
+                                 entry[2].get<std::vector<std::int64_t>>(),
+                                 entry[3].get<std::int64_t>());
+      } catch (const nlohmann::json::exception& e) {
+        fail(StatusCode::kInvalidArgument, m.weights_config + ": bad sizes, strides or offset for '" +
+                                               it.key() + "' (" + e.what() + ")");
+      } catch (const c10::Error& e) {
+        fail(StatusCode::kInvalidArgument,
+             m.weights_config + ": sizes, strides and offset for '" + it.key() + "' do not fit " +
+                 record + ": " + e.what_without_backtrace());
+      }
     }
     tensors.emplace(it.key(), value);
   }

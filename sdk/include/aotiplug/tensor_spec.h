@@ -81,33 +81,44 @@ inline std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const s
   auto bad = [&](const std::string& why) {
     return Error(StatusCode::kInvalidArgument, what + " is malformed: " + why);
   };
-  if (!doc.is_array()) throw bad("expected a JSON list");
-  for (const auto& item : doc) {
-    if (!item.is_object() || !item.contains("dtype") || !item.contains("sizes")) {
-      throw bad("each entry needs dtype and sizes");
+  try {
+    if (!doc.is_array()) throw bad("expected a JSON list");
+    for (const auto& item : doc) {
+      if (!item.is_object() || !item.contains("dtype") || !item.contains("sizes")) {
+        throw bad("each entry needs dtype and sizes");
+      }
+      TensorSpec s;
+      s.name = item.value("name", std::string());
+      auto dtype = scalarTypeFromName(item["dtype"].get<std::string>());
+      if (!dtype) throw bad("unknown dtype '" + item["dtype"].get<std::string>() + "'");
+      s.dtype = *dtype;
+      s.sizes = item["sizes"].get<std::vector<std::int64_t>>();
+      s.min = item.value("min", s.sizes);
+      s.max = item.value("max", s.sizes);
+      if (s.min.size() != s.sizes.size() || s.max.size() != s.sizes.size()) {
+        throw bad("min/max do not match the rank of '" + s.name + "'");
+      }
+      s.device_type = item.value("device", std::string("cpu"));
+      try {
+        s.device = c10::Device(s.device_type).type();
+      } catch (const c10::Error&) {
+        throw bad("unknown device '" + s.device_type + "'");
+      }
+      const std::string layout = item.value("layout", std::string("contiguous"));
+      if (layout == "contiguous") {
+        s.layout = TensorSpec::Layout::kContiguous;
+      } else if (layout == "channels_last") {
+        s.layout = TensorSpec::Layout::kChannelsLast;
+      } else if (layout == "strided") {
+        s.layout = TensorSpec::Layout::kStrided;
+      } else {
+        throw bad("unknown layout '" + layout + "' (contiguous, channels_last or strided)");
+      }
+      out.push_back(std::move(s));
     }
-    TensorSpec s;
-    s.name = item.value("name", std::string());
-    auto dtype = scalarTypeFromName(item["dtype"].get<std::string>());
-    if (!dtype) throw bad("unknown dtype '" + item["dtype"].get<std::string>() + "'");
-    s.dtype = *dtype;
-    s.sizes = item["sizes"].get<std::vector<std::int64_t>>();
-    s.min = item.value("min", s.sizes);
-    s.max = item.value("max", s.sizes);
-    if (s.min.size() != s.sizes.size() || s.max.size() != s.sizes.size()) {
-      throw bad("min/max do not match the rank of '" + s.name + "'");
-    }
-    s.device_type = item.value("device", std::string("cpu"));
-    try {
-      s.device = c10::Device(s.device_type).type();
-    } catch (const c10::Error&) {
-      throw bad("unknown device '" + s.device_type + "'");
-    }
-    const std::string layout = item.value("layout", std::string("contiguous"));
-    s.layout = layout == "channels_last" ? TensorSpec::Layout::kChannelsLast
-               : layout == "strided"     ? TensorSpec::Layout::kStrided
-                                         : TensorSpec::Layout::kContiguous;
-    out.push_back(std::move(s));
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong JSON type (sizes given as a string, a number as a name, ...).
+    throw bad(std::string("a field has the wrong type (") + e.what() + ")");
   }
   return out;
 }
