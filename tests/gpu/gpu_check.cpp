@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The GPU check: a self-contained program for a GPU machine (docs/gpu.md). It needs only
-// the SDK, the plugins and LibTorch — no Boost.Test, Boost.Program_options or libelf, which
-// the GPU machines lack — and writes every result to one JSON file:
+// the SDK, the plugins, LibTorch and (where libelf is) the host library — no Boost.Test or
+// Boost.Program_options, which the GPU machines lack — and writes every result to one JSON
+// file:
 //   1. loads the plugins of --plugins through the host's PluginLoader (manifest, trust and
 //      ABI checks, as the aotiplug CLI does), or with plain dlopen where the host library
 //      was not built (it needs libelf; tests/gpu/run.sh links the machine's own);
