@@ -43,15 +43,17 @@
 #include <ATen/Tensor.h>
 #include <ATen/ops/alias.h>
 #include <boost/dll/shared_library.hpp>
+#include <c10/util/SmallVector.h>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/inductor/aoti_runtime/interface.h>
 #include <torch/csrc/inductor/aoti_torch/c/shim.h>
-#include <torch/csrc/inductor/aoti_torch/tensor_converter.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -173,16 +175,67 @@ class ModelLibrary {
 
 namespace detail {
 
-// Frees output handles a failed run may have written (each distinct handle once).
-inline void freeTensorHandles(std::vector<AtenTensorHandle>& handles) noexcept {
-  for (std::size_t i = 0; i < handles.size(); ++i) {
-    if (handles[i] == nullptr) continue;
-    AtenTensorHandle h = handles[i];
-    for (std::size_t j = i; j < handles.size(); ++j) {
-      if (handles[j] == h) handles[j] = nullptr;
-    }
-    aoti_torch_delete_tensor_object(h);
+// Handle arrays of a run: on the stack for the usual handful of inputs and outputs.
+using HandleArray = c10::SmallVector<AtenTensorHandle, 8>;
+
+// Whether `h` appears again after index i (a model may return one tensor twice).
+inline bool appearsLater(const AtenTensorHandle* handles, std::size_t n, std::size_t i) noexcept {
+  for (std::size_t j = i + 1; j < n; ++j) {
+    if (handles[j] == handles[i]) return true;
   }
+  return false;
+}
+
+// Frees output handles a failed run may have written (each distinct handle once).
+inline void freeTensorHandles(AtenTensorHandle* handles, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (handles[i] != nullptr && !appearsLater(handles, n, i)) {
+      aoti_torch_delete_tensor_object(handles[i]);
+    }
+  }
+  std::fill(handles, handles + n, nullptr);
+}
+
+// New tensor objects sharing the inputs' storage, for the library to steal (and free).
+// (LibTorch's unsafe_alloc_new_handles_from_tensors does the same into a heap vector.)
+inline void newInputHandles(const std::vector<at::Tensor>& inputs, HandleArray& out) {
+  out.reserve(inputs.size());
+  try {
+    for (const at::Tensor& t : inputs) {
+      out.push_back(reinterpret_cast<AtenTensorHandle>(new at::Tensor(t)));
+    }
+  } catch (...) {
+    for (AtenTensorHandle h : out) delete reinterpret_cast<at::Tensor*>(h);
+    throw;
+  }
+}
+
+// Takes the tensors out of the output handles the library wrote, freeing each handle once;
+// a handle written at several indices yields the same tensor at each. Same contract as
+// LibTorch's alloc_tensors_by_stealing_from_handles, without its per-call hash map: the
+// duplicate scan is quadratic, which for a model's handful of outputs is a few compares
+// (and for hundreds of outputs still far below the run itself).
+inline std::vector<at::Tensor> stealOutputs(AtenTensorHandle* handles, std::size_t n) {
+  std::vector<at::Tensor> out;
+  try {
+    out.reserve(n);
+  } catch (...) {
+    freeTensorHandles(handles, n);
+    throw;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    auto* t = reinterpret_cast<at::Tensor*>(handles[i]);
+    if (t == nullptr) {
+      out.emplace_back();
+    } else if (appearsLater(handles, n, i)) {
+      out.emplace_back(*t);
+    } else {
+      out.emplace_back(std::move(*t));
+      aoti_torch_delete_tensor_object(handles[i]);
+    }
+    handles[i] = nullptr;
+  }
+  return out;
 }
 
 }  // namespace detail
@@ -362,8 +415,9 @@ inline std::unordered_map<std::string, std::string> ModelLibrary::readMetadata(
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) return out;
   try {
-    std::ifstream in(file);
-    const nlohmann::json doc = nlohmann::json::parse(in);
+    std::ifstream in(file, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const nlohmann::json doc = nlohmann::json::parse(text);  // from memory, not char by char from the stream
     for (auto it = doc.begin(); it != doc.end(); ++it) {
       if (it->is_string()) out.emplace(it.key(), it->get<std::string>());
     }
@@ -457,20 +511,20 @@ inline std::vector<at::Tensor> ModelLibrary::run(const std::vector<at::Tensor>& 
                   "model " + path_ + ": input " + std::to_string(i) + " is an undefined tensor");
     }
   }
-  // New tensor objects sharing the inputs' storage; the library steals (and frees) them.
-  std::vector<AtenTensorHandle> input_handles =
-      torch::aot_inductor::unsafe_alloc_new_handles_from_tensors(inputs);
-  std::vector<AtenTensorHandle> output_handles(num_outputs_, nullptr);
+  // Handle arrays stay on the stack: the heap allocations LibTorch's converters make per
+  // call were most of this binding's overhead on a small model (docs/performance.md).
+  detail::HandleArray input_handles;
+  detail::newInputHandles(inputs, input_handles);
+  detail::HandleArray output_handles(num_outputs_, nullptr);
   const AOTIRuntimeError code =
       fn(container_, input_handles.data(), input_handles.size(), output_handles.data(),
          output_handles.size(), reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
          /*proxy_executor_handle=*/nullptr);
   if (code != AOTI_RUNTIME_SUCCESS) {
-    detail::freeTensorHandles(output_handles);
+    detail::freeTensorHandles(output_handles.data(), output_handles.size());
     check(code, single_threaded ? "RunSingleThreaded" : "Run");
   }
-  return torch::aot_inductor::alloc_tensors_by_stealing_from_handles(output_handles.data(),
-                                                                     output_handles.size());
+  return detail::stealOutputs(output_handles.data(), output_handles.size());
 }
 
 inline void ModelLibrary::updateConstantBuffer(const ConstantMap& constants, bool use_inactive,
