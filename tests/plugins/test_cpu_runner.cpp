@@ -19,6 +19,9 @@
 #include "../../plugins/cpu/cpu_isa.h"
 
 #include <atomic>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 namespace {
@@ -339,6 +342,26 @@ BOOST_AUTO_TEST_CASE(models_for_cpu_features_this_machine_lacks_are_refused) {
                                           "illegal instruction"});
   aotiplug::cpu::checkCpuIsa("m.so", "SOMETHING_NEW", avx2_only);  // unknown: not refused
 
+  // cpuFlags() (CPUID and XCR0) agrees with the kernel's /proc/cpuinfo on every flag the
+  // check uses.
+  const auto flags = aotiplug::cpu::cpuFlags();
+  std::set<std::string> proc;
+  {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream words(line.substr(line.find(':') + 1));
+      for (std::string w; words >> w;) proc.insert(w);
+      break;
+    }
+  }
+  if (!proc.empty()) {
+    for (const char* f : {"sse2", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512vl",
+                          "avx512bw", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8"}) {
+      BOOST_TEST_CONTEXT("flag " << f) { BOOST_TEST(flags.count(f) == proc.count(f)); }
+    }
+  }
+
   // End to end, through the plugin: a copy of a model whose metadata claims AVX-512 + AMX is
   // refused exactly when this CPU lacks them (so the runner reads the model's metadata).
   Fixture f = loadFixture("mlp");
@@ -347,7 +370,6 @@ BOOST_AUTO_TEST_CASE(models_for_cpu_features_this_machine_lacks_are_refused) {
   fs::copy_file(f.so, so);
   aotiplug_test::writeFile(dir.path() / "model_metadata.json",
                            R"({"AOTI_DEVICE_KEY": "cpu", "AOTI_CPU_ISA": "AVX512 AMX_TILE"})");
-  const auto flags = aotiplug::cpu::cpuFlags();
   const bool has_amx = flags.count("amx_tile") != 0 && flags.count("amx_bf16") != 0 &&
                        flags.count("amx_int8") != 0 && flags.count("avx512f") != 0;
   if (has_amx) {
