@@ -14,6 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main() -> int:
     results = json.load(open(sys.argv[1]))
     out = sys.argv[2]
+    missing = [k for k in ["per_call", "open_to_first_output", "swap", "throughput", "plugin_scan"]
+               if k not in results]
+    if missing:  # a run with --only
+        print(f"plot.py: no plot, the results lack {', '.join(missing)} (a run with --only)")
+        return 0
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     fig.suptitle("aotiplug vs upstream (medians; bars p10-p90)")
 
