@@ -41,6 +41,14 @@ inline std::vector<std::string> fixtureNames() {
   return names;
 }
 
+// Where a fixture's weights are: "in_so" (compiled into the library), "host" (nowhere: the
+// host supplies them), "pickle_weights" (data/weights/) or "binary_blob" (a blob entry).
+inline std::string fixtureWeights(const std::string& name) {
+  std::ifstream in(fixturesDir() / "fixtures.json");
+  const auto index = nlohmann::json::parse(in);
+  return index.at(name).value("weights", std::string("in_so"));
+}
+
 inline std::vector<at::Tensor> tensorList(const c10::IValue& v) {
   std::vector<at::Tensor> out;
   for (const auto& item : v.toListRef()) out.push_back(item.toTensor());

@@ -10,6 +10,7 @@
 #include <aotiplug/host/plugin_loader.h>
 
 #include <ATen/ops/empty.h>
+#include <ATen/ops/equal.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
 
@@ -60,7 +61,8 @@ bool closeTo(const std::vector<at::Tensor>& got, const std::vector<at::Tensor>& 
 
 BOOST_AUTO_TEST_CASE(runs_every_package_and_matches_eager) {
   for (const std::string& name : aotiplug_test::fixtureNames()) {
-    if (name == "weights_outside") continue;
+    // Every package that carries its weights (in the .so, in data/weights/ or in a blob).
+    if (aotiplug_test::fixtureWeights(name) == "host") continue;
     Fixture f = loadFixture(name);
     AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
     BOOST_TEST(exec.device() == "cpu");
@@ -195,6 +197,41 @@ BOOST_AUTO_TEST_CASE(weights_outside_the_library_come_from_init_weights) {
   }
   AOTIDelegateExecutor given(f.pt2.string(), weights(f.weights_a), quiet());
   aotiplug_test::expectCloseToEager(given.run(f.inputs), f.outputs, "weights given up front");
+}
+
+BOOST_AUTO_TEST_CASE(weights_stored_in_the_package_are_loaded_at_open) {
+  // Real packages compiled with the weights beside the library: one pickled tensor per
+  // weight (data/weights/ + weights_config.json), and one binary blob.
+  for (const std::string name : {"weights_on_disk", "weights_blob"}) {
+    BOOST_TEST_CONTEXT(name) {
+      Fixture f = loadFixture(name);
+      AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+      BOOST_TEST(!exec.modelInfo().constants_in_library);  // nothing in the .so itself
+      aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, name + " stored weights");
+      BOOST_TEST(exec.ignoredWeights().empty());
+      // The stored weights are the model's state dict, bit for bit.
+      if (name == "weights_on_disk") {
+        const auto stored = exec.package().storedWeights(exec.packagedModel());
+        BOOST_REQUIRE(stored != nullptr);
+        BOOST_TEST(stored->all().size() == f.weights_a.size());
+        for (const auto& [fqn, want] : f.weights_a) {
+          BOOST_TEST_CONTEXT(fqn) {
+            BOOST_REQUIRE(stored->all().count(fqn) == 1u);
+            BOOST_TEST(at::equal(stored->all().at(fqn), want));
+          }
+        }
+      } else {
+        BOOST_TEST(exec.package().storedWeights(exec.packagedModel()) == nullptr);
+      }
+      // They are swapped out and back like any others.
+      exec.processWeights(weights(f.weights_b));
+      exec.commitWeights();
+      aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, name + " after a swap");
+      exec.processWeights(weights(f.weights_a));
+      exec.commitWeights();
+      aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, name + " swapped back");
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(init_weights_keeps_the_weights_inside_the_library) {
