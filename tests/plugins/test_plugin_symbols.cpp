@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// Every plugin this project builds (ours and the test plugins) is checked for what makes a
+// Every plugin this project builds (ours, the test plugins, the benchmark's) is checked for what makes a
 // plugin library dangerous to load and unload: STB_GNU_UNIQUE symbols (glibc then never
 // unloads it, silently) and exported symbols (a plugin needs none; exported ones can
 // interpose on the host's). The plugin paths are the test's arguments.
