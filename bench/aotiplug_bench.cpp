@@ -122,8 +122,7 @@ json perCall(const Args& a, const std::string& name, int rounds, int block, int 
     upstream.run(data.inputs);
   }
   // Interleaved blocks, so drift hits all three alike; the order rotates every round, so
-  // none always runs first (right after another side's calls) — measured to matter by
-  // tens of nanoseconds on the tiny model.
+  // none always runs first or always follows the same other side.
   for (int r = 0; r < rounds; ++r) {
     for (int k = 0; k < 3; ++k) {
       switch ((r + k) % 3) {
@@ -420,8 +419,21 @@ int main(int argc, char** argv) {
     json r;
     r["quick"] = q;
     r["machine"] = {{"cores", std::thread::hardware_concurrency()}};
+    static const std::vector<std::string> kSections = {"per_call", "open", "swap", "throughput",
+                                                       "plugin_scan"};
+    std::vector<std::string> only;
+    for (std::size_t at = 0; !a.only.empty() && at <= a.only.size();) {
+      const std::size_t comma = std::min(a.only.find(',', at), a.only.size());
+      only.push_back(a.only.substr(at, comma - at));
+      if (std::find(kSections.begin(), kSections.end(), only.back()) == kSections.end()) {
+        std::cerr << "aotiplug-bench: --only: unknown benchmark '" << only.back()
+                  << "' (expected per_call, open, swap, throughput or plugin_scan)\n";
+        return 2;
+      }
+      at = comma + 1;
+    }
     auto want = [&](const std::string& what) {
-      return a.only.empty() || ("," + a.only + ",").find("," + what + ",") != std::string::npos;
+      return only.empty() || std::find(only.begin(), only.end(), what) != only.end();
     };
     if (want("per_call")) {
       std::cerr << "[bench] 1/5 per-call run()\n";

@@ -417,7 +417,7 @@ inline std::unordered_map<std::string, std::string> ModelLibrary::readMetadata(
   try {
     std::ifstream in(file, std::ios::binary);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const nlohmann::json doc = nlohmann::json::parse(text);  // from memory, not char by char from the stream
+    const nlohmann::json doc = nlohmann::json::parse(text);  // not char by char from `in`
     for (auto it = doc.begin(); it != doc.end(); ++it) {
       if (it->is_string()) out.emplace(it.key(), it->get<std::string>());
     }
