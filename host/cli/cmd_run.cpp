@@ -24,6 +24,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 namespace aotiplug::cli {
@@ -75,8 +76,7 @@ std::vector<at::Tensor> generatedInputs(const std::vector<TensorSpec>& specs) {
     } else {
       t = at::randint(0, 2, sizes).to(s.dtype);  // small values: safe as indices
     }
-    if (s.layout == TensorSpec::Layout::kChannelsLast) t = t.contiguous(at::MemoryFormat::ChannelsLast);
-    out.push_back(t);
+    out.push_back(checkTensorAgainstSpec(t, s, out.size(), "input"));  // in the compiled layout
   }
   return out;
 }
@@ -166,7 +166,7 @@ int runRunCommand(int argc, char** argv) {
     source = "the package's sample inputs";
   } else if (!model.inputs.empty()) {
     inputs = generatedInputs(model.inputs);
-    source = "generated from the recorded input specs";
+    source = "generated from the input specs (" + model.specs_source + ")";
   } else {
     throw Error(StatusCode::kInvalidArgument,
                 "package " + package + " records neither sample inputs nor input specs: pass --inputs FILE");
@@ -183,13 +183,21 @@ int runRunCommand(int argc, char** argv) {
   bool compared = !reference.empty() && source == "the package's sample inputs";
   bool match = true;
   double max_diff = 0;
+  std::string mismatch;  // why the outputs do not match, when it is not a difference in values
   if (compared) {
     match = reference.size() == outputs.size();
+    if (!match) {
+      mismatch = "the model returned " + std::to_string(outputs.size()) + " output(s), the package's eager reference has " +
+                 std::to_string(reference.size());
+    }
     for (std::size_t i = 0; match && i < outputs.size(); ++i) {
       const at::Tensor got = outputs[i].cpu();
       const at::Tensor want = reference[i];
       if (got.sizes() != want.sizes() || got.scalar_type() != want.scalar_type()) {
         match = false;
+        std::ostringstream os;
+        os << "output " << i << " is " << describeTensor(got) << ", the eager reference " << describeTensor(want);
+        mismatch = os.str();
         break;
       }
       const double diff = want.numel() == 0 ? 0.0
@@ -254,7 +262,9 @@ int runRunCommand(int argc, char** argv) {
     plugin_path = winner->origin.library;
   }
   auto outputName = [&](std::size_t i) {
-    return i < model.outputs.size() ? model.outputs[i].name : std::string();
+    if (i < model.outputs.size()) return model.outputs[i].name;
+    const auto& names = exec.modelInfo().output_names;  // the library's own ("output0")
+    return i < names.size() ? names[i] : std::string();
   };
   auto inputName = [&](std::size_t i) {
     return i < model.inputs.size() ? model.inputs[i].name : std::string();
@@ -284,6 +294,7 @@ int runRunCommand(int argc, char** argv) {
                                 {"hash", tensorHash(o)}});
     }
     out["eager"] = {{"compared", compared}, {"match", match}, {"max_abs_diff", max_diff}};
+    if (!mismatch.empty()) out["eager"]["mismatch"] = mismatch;
     out["timing"] = {{"iterations", latencies.size()}, {"threads", threads},
                      {"p50_ms", percentile(latencies, 50)}, {"p90_ms", percentile(latencies, 90)},
                      {"p99_ms", percentile(latencies, 99)},
@@ -308,7 +319,9 @@ int runRunCommand(int argc, char** argv) {
                 << tensorHash(o) << "\n";
     }
     for (const auto& n : notices) std::cout << "note     " << n << "\n";
-    if (compared) {
+    if (compared && !mismatch.empty()) {
+      std::cout << "eager    outputs DO NOT match PyTorch eager: " << mismatch << "\n";
+    } else if (compared) {
       std::cout << "eager    outputs " << (match ? "match" : "DO NOT match") << " PyTorch eager (max abs difference "
                 << std::setprecision(3) << max_diff << ")\n";
     } else {

@@ -5,6 +5,7 @@
 // identity must be shared by the host and every plugin (aotiplug::Error).
 
 #include <aotiplug/error.h>
+#include <aotiplug/library_messages.h>
 #include <aotiplug/registration_log.h>
 #include <aotiplug/runner_registry.h>
 #include <aotiplug/status.h>
@@ -12,7 +13,12 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <iostream>
 #include <new>
+#include <sstream>
+#include <streambuf>
 #include <utility>
 
 namespace aotiplug {
@@ -26,6 +32,116 @@ void throwIfError(const Status& status, const std::string& context) {
   if (status.isOk()) return;
   if (context.empty()) throw Error(status.code(), status.message());
   throw Error(status.code(), context + ": " + status.message());
+}
+
+// ---- LibraryMessages ----
+
+namespace {
+
+// Where this thread's std::cerr output goes while a LibraryMessages lives.
+thread_local std::string* tl_sink = nullptr;
+
+// std::cerr's buffer while libaotiplug is loaded: forwards to the original buffer, except
+// for a thread that is capturing. Unbuffered, so it is exactly as thread-safe as the
+// buffer it forwards to.
+class RoutingBuffer final : public std::streambuf {
+ public:
+  explicit RoutingBuffer(std::streambuf* original) noexcept : original_(original) {}
+  std::streambuf* original() const noexcept { return original_; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    if (std::string* sink = tl_sink) {
+      sink->push_back(traits_type::to_char_type(c));
+      return c;
+    }
+    return original_ != nullptr ? original_->sputc(traits_type::to_char_type(c)) : c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    if (std::string* sink = tl_sink) {
+      sink->append(s, static_cast<std::size_t>(n));
+      return n;
+    }
+    return original_ != nullptr ? original_->sputn(s, n) : n;
+  }
+  int sync() override { return tl_sink != nullptr || original_ == nullptr ? 0 : original_->pubsync(); }
+
+ private:
+  std::streambuf* original_;
+};
+
+// Installed when libaotiplug is loaded (the host links it, so normally before any thread
+// starts); put back when it is unloaded. The buffer itself is leaked on purpose: code that
+// runs after this library's static destructors may still write to std::cerr.
+struct CerrRouting {
+  RoutingBuffer* buffer = nullptr;
+  CerrRouting() noexcept {
+    try {
+      static std::ios_base::Init streams;  // std::cerr exists from here on
+      buffer = new RoutingBuffer(std::cerr.rdbuf());
+      std::cerr.rdbuf(buffer);
+    } catch (...) {
+      buffer = nullptr;  // no capture; the library's messages reach the terminal
+    }
+  }
+  ~CerrRouting() {
+    if (buffer != nullptr && std::cerr.rdbuf() == buffer) std::cerr.rdbuf(buffer->original());
+  }
+};
+CerrRouting cerr_routing;
+
+bool startsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+LibraryMessages::LibraryMessages() noexcept : outer_(tl_sink) { tl_sink = &text_; }
+
+LibraryMessages::~LibraryMessages() {
+  tl_sink = outer_;
+  if (text_.empty()) return;
+  if (outer_ != nullptr) {
+    outer_->append(text_);
+  } else if (cerr_routing.buffer != nullptr && cerr_routing.buffer->original() != nullptr) {
+    cerr_routing.buffer->original()->sputn(text_.data(), static_cast<std::streamsize>(text_.size()));
+  }
+}
+
+bool LibraryMessages::capturing() const noexcept {
+  return cerr_routing.buffer != nullptr && std::cerr.rdbuf() == cerr_routing.buffer;
+}
+
+std::string LibraryMessages::takeReason() {
+  std::istringstream lines(text_);
+  text_.clear();
+  std::vector<std::string> parts;
+  bool in_trace = false;
+  for (std::string line; std::getline(lines, line);) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    // A c10::Error's stack trace: "Exception raised from f at file:line (most recent call
+    // first):" and then one "frame #N: ..." line per frame.
+    if (startsWith(line, "Exception raised from ")) {
+      in_trace = true;
+      continue;
+    }
+    if (startsWith(line, "frame #") || line.empty()) continue;
+    if (in_trace && startsWith(line, "  ")) continue;
+    in_trace = false;
+    // c10's log line prefix: "[E1201 21:58:20.469183938 c_shim_cpu.cpp:594] ".
+    if (line.size() > 3 && line[0] == '[' && std::strchr("IWEF", line[1]) != nullptr &&
+        std::isdigit(static_cast<unsigned char>(line[2])) != 0) {
+      if (const auto close = line.find("] "); close != std::string::npos) line.erase(0, close + 2);
+    }
+    for (const char* prefix : {"Error: ", "Exception in aoti_torch: "}) {
+      if (startsWith(line, prefix)) line.erase(0, std::char_traits<char>::length(prefix));
+    }
+    if (!line.empty() && std::find(parts.begin(), parts.end(), line) == parts.end()) {
+      parts.push_back(std::move(line));
+    }
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out;
 }
 
 // ---- RegistrationLog ----

@@ -28,7 +28,10 @@ struct Fixture {
   fs::path model_dir;  // everything under data/aotinductor/model/, extracted
   std::vector<at::Tensor> inputs, outputs, outputs_b, extra_inputs, extra_outputs;
   std::map<std::string, at::Tensor> weights_a, weights_b;  // by FQN
-  nlohmann::json specs;
+  nlohmann::json specs;  // the packager's specs; null for a plain package
+  // Made by plain torch._inductor.aoti_compile_and_package: no aotiplug metadata, no
+  // sample inputs or reference outputs in the package.
+  bool plain = false;
 };
 
 inline fs::path fixturesDir() { return requireEnv("AOTIPLUG_FIXTURES"); }
@@ -78,6 +81,7 @@ inline Fixture loadFixture(const std::string& name) {
   f.so = entry.at("so").get<std::string>();
   f.model_dir = f.so.parent_path();
   f.specs = entry.at("specs");
+  f.plain = entry.value("plain", false);
   const c10::IValue data = loadPickle(fixturesDir() / (name + ".data.pt"));
   for (const auto& item : data.toGenericDict()) {
     const std::string& key = item.key().toStringRef();

@@ -6,6 +6,7 @@
 
 #include "../common/fixtures.h"
 
+#include <ATen/ops/randn.h>
 #include <nlohmann/json.hpp>
 
 #include <torch/csrc/jit/serialization/pickle.h>
@@ -207,4 +208,60 @@ BOOST_AUTO_TEST_CASE(the_conformance_kit_passes_good_plugins_and_fails_bad_ones)
     const auto r = runCommand({kit, "--color_output=no", "--", "--plugin", testPlugin(bad)});
     BOOST_TEST(r.exit_code != 0, bad << " passed the conformance kit");
   }
+}
+
+BOOST_AUTO_TEST_CASE(run_refuses_wrong_inputs_to_plain_packages_in_one_line) {
+  // Packages made by plain aoti_compile_and_package: no specs recorded, still checked.
+  aotiplug_test::TempDir dir;
+  const auto save = [&](const std::string& name, const std::vector<at::Tensor>& tensors) {
+    const auto bytes = torch::jit::pickle_save(c10::IValue(c10::List<at::Tensor>(tensors)));
+    aotiplug_test::writeFile(dir.path() / name, std::string(bytes.begin(), bytes.end()));
+    return (dir.path() / name).string();
+  };
+  struct Case {
+    const char* fixture;
+    std::vector<at::Tensor> inputs;
+    std::vector<std::string> fragments;
+  };
+  const auto conv = aotiplug_test::loadFixture("plain_conv_bn");
+  const auto dynamic = aotiplug_test::loadFixture("plain_conv_dynamic");
+  const auto bf16 = aotiplug_test::loadFixture("plain_bf16");
+  const std::vector<Case> cases = {
+      {"plain_conv_bn", {at::randn({2, 10})}, {"input 0 ('arg", "expected Float [2, 3, 16, 16]", "got Float [2, 10]"}},
+      {"plain_conv_dynamic", {at::randn({3, 3, 8, 8})}, {"input 0 ('arg", "dimension 2 is 8"}},
+      {"plain_bf16", {bf16.inputs[0].to(at::kFloat)}, {"input 0 ('arg", "expected BFloat16 [4, 16]"}},
+      {"plain_conv_bn", {conv.inputs[0], conv.inputs[0]}, {"takes 1 input(s)", "got 2"}},
+  };
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.fixture << " " << c.fragments.back()) {
+      const auto f = aotiplug_test::loadFixture(c.fixture);
+      const CommandResult r = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs",
+                                      save("inputs.pt", c.inputs)});
+      BOOST_TEST(r.exit_code == 1);
+      BOOST_TEST(r.out.empty(), r.out);
+      BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, "one line: " << r.err);
+      for (const auto& fragment : c.fragments) BOOST_TEST(contains(r.err, fragment), r.err);
+      BOOST_TEST(!contains(r.err, "frame #"), r.err);
+      fs::remove(dir.path() / "inputs.pt");
+    }
+  }
+  // The right inputs run.
+  const CommandResult ok = runCli({"run", dynamic.pt2.string(), "--plugins", pluginDir(), "--inputs",
+                                   save("good.pt", dynamic.extra_inputs), "--iters", "1", "--json"});
+  BOOST_TEST(ok.exit_code == 0, ok.err);
+  const auto j = parseJson(ok);
+  BOOST_TEST(j["outputs"][0]["shape"].get<std::vector<std::int64_t>>() == dynamic.extra_outputs[0].sizes().vec());
+}
+
+BOOST_AUTO_TEST_CASE(a_runner_returning_too_few_outputs_is_an_error_saying_so) {
+  // A plugin whose runner drops an output wins the CPU device over the real plugin.
+  aotiplug_test::TempDir dir;
+  fs::copy_file(fs::path(pluginDir()) / "cpu" / "libaotiplug_cpu.so", dir.path() / "libaotiplug_cpu.so");
+  fs::copy_file(aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / "libtest_drops_an_output.so",
+                dir.path() / "libdrops.so");
+  const auto f = aotiplug_test::loadFixture("mlp");
+  const CommandResult r = runCli({"run", f.pt2.string(), "--plugins", dir.str(), "--iters", "1"});
+  BOOST_TEST(r.exit_code == 1, r.out);
+  BOOST_TEST(contains(r.err, "returned 0 output(s), expected 1"), r.err);
+  BOOST_TEST(!contains(r.out, "DO NOT match"), "never reported as an eager mismatch");
 }

@@ -28,10 +28,16 @@
 //    from any number of threads meanwhile, and each run sees either the old or the new
 //    weights, never a mix.
 //
-// Inputs are checked before the model library sees them against the specs the package
-// records (count, dtype, device, rank, static sizes, dynamic ranges); the message names
-// the input's index and name. Non-contiguous inputs are copied into the layout the model
-// was compiled for. Packages without recorded specs get the count and device checks.
+// Inputs are checked before the model library sees them, against the specs the package
+// records (aotiplug's packager), or else those derived from the model's generated wrapper
+// source (a package made by plain aoti_compile_and_package; wrapper_source.h): count,
+// dtype, device (with its index), rank, static sizes, dynamic ranges and the strides the
+// code was compiled for. The message names the input's index and name. An input laid out
+// otherwise is copied into the compiled layout where that layout is fully known
+// (ExecutorConfig::convertInputLayouts; off, it is refused). A package with neither source
+// gets the count and device checks only; one whose wrapper source cannot be read is
+// refused at construction unless validateInputs is off. The runner must return as many
+// outputs as the model declares; anything else is an error naming the plugin's runner.
 //
 // Ownership: owns the runner, the private directory and the package reader; shares the
 // Weights it is given. Thread safety: as described above.
@@ -67,14 +73,16 @@ class AOTIDelegateExecutor final : public DelegateExecutor {
   void initWeights(std::shared_ptr<Weights> weights) override;
   std::vector<at::Tensor> run(std::vector<at::Tensor>& inputs) override;
 
-  // Runs without touching the caller's vector (run() may replace non-contiguous inputs).
+  // The same for a const vector (neither form changes the caller's inputs: converted
+  // layouts are copies).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
 
   const Pt2Package& package() const noexcept { return *package_; }
   const PackagedModel& packagedModel() const noexcept { return *model_; }
   const ModelInfo& modelInfo() const noexcept { return runner_->info(); }
   ModelContainerRunner& runner() noexcept { return *runner_; }
-  // The device string the runner was created for.
+  // The device the runner serves, with its index where the device type has one ("cpu",
+  // "cuda:0"): "cuda" from the package is resolved when the runner is created.
   const std::string& device() const noexcept { return device_; }
   // The extraction directory (exists while the executor lives).
   const std::string& extractionDirectory() const noexcept { return directory_->path(); }
@@ -84,8 +92,19 @@ class AOTIDelegateExecutor final : public DelegateExecutor {
   bool hasPendingWeights() const;
 
  private:
+  // A non-folded constant, with its sizes where the runner or the package tells them.
+  struct Constant {
+    const ConstantInfo* info;
+    std::vector<std::int64_t> sizes;  // empty: unknown
+  };
   ConstantMap toConstantMap(const Weights& weights, bool require_complete);
   void notice(const std::string& text) const;
+  std::vector<at::Tensor> checkedOutputs(std::vector<at::Tensor> outputs) const;
+  bool onDevice(const at::Tensor& t) const noexcept {
+    return t.device().type() == run_device_.type() &&
+           (!run_device_.has_index() || run_device_.type() == c10::DeviceType::CPU ||
+            t.device().index() == run_device_.index());
+  }
 
   ExecutorConfig config_;
   std::unique_ptr<Pt2Package> package_;
@@ -93,7 +112,8 @@ class AOTIDelegateExecutor final : public DelegateExecutor {
   std::unique_ptr<PrivateDirectory> directory_;   // destroyed after runner_
   std::unique_ptr<ModelContainerRunner> runner_;
   std::string device_;
-  std::unordered_map<std::string, const ConstantInfo*> by_fqn_;  // non-folded constants
+  c10::Device run_device_{c10::DeviceType::CPU};  // device_, parsed
+  std::unordered_map<std::string, Constant> by_fqn_;  // non-folded constants
   bool has_folded_constants_ = false;
 
   mutable std::mutex weights_mutex_;
@@ -112,6 +132,14 @@ inline AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_pat
     : config_(std::move(config)) {
   package_ = std::make_unique<Pt2Package>(package_path);
   model_ = &package_->model(model_name);
+  if (config_.validateInputs && !model_->spec_problem.empty()) {
+    throw Error(StatusCode::kInvalidArgument,
+                "package " + package_path + ": model '" + model_->name +
+                    "' records no input specs, and they cannot be derived from its wrapper "
+                    "source: " + model_->spec_problem +
+                    ". Run it with input checks off (ExecutorConfig::validateInputs = false) "
+                    "only if its inputs are known to be right");
+  }
 
   device_ = !config_.device.empty() ? config_.device : model_->deviceKey();
   if (device_.empty()) {
@@ -140,10 +168,18 @@ inline AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_pat
   } catch (const Error& e) {
     throw Error(e.code(), "package " + package_path + " (model '" + model_->name + "'): " + e.what());
   }
+  // The runner's device, index included ("cuda" resolved to the device it was made for).
+  device_ = runner_->info().device.empty() ? device_ : runner_->info().device;
+  run_device_ = parseDevice(device_);
 
   for (const ConstantInfo& c : runner_->info().constants) {
-    if (!c.from_folded) by_fqn_.emplace(c.original_fqn, &c);
     has_folded_constants_ = has_folded_constants_ || c.from_folded;
+    if (c.from_folded) continue;
+    Constant entry{&c, c.sizes};
+    if (auto w = model_->wrapper_constants.find(c.name); entry.sizes.empty() && w != model_->wrapper_constants.end()) {
+      entry.sizes = w->second.sizes;
+    }
+    by_fqn_.emplace(c.original_fqn, std::move(entry));
   }
   if (!model_->weights_blob.empty()) {
     const std::string blob = package_->readRecord(model_->weights_blob);
@@ -175,14 +211,14 @@ inline ConstantMap AOTIDelegateExecutor::toConstantMap(const Weights& weights,
   const std::string where = "model '" + model_->name + "' of " + package_->path();
   ConstantMap out;
   std::vector<std::string> ignored;
-  const c10::Device device = parseDevice(device_);
   for (const auto& [fqn, tensor] : weights.all()) {
     auto it = by_fqn_.find(fqn);
     if (it == by_fqn_.end()) {
       ignored.push_back(fqn);
       continue;
     }
-    const ConstantInfo& c = *it->second;
+    const ConstantInfo& c = *it->second.info;
+    const std::vector<std::int64_t>& sizes = it->second.sizes;
     if (!tensor.defined()) {
       throw Error(StatusCode::kInvalidArgument, where + ": weight '" + fqn + "' is undefined");
     }
@@ -191,19 +227,20 @@ inline ConstantMap AOTIDelegateExecutor::toConstantMap(const Weights& weights,
                   where + ": weight '" + fqn + "' must be " + c10::toString(c.dtype) + ", got " +
                       c10::toString(tensor.scalar_type()));
     }
-    if (!c.sizes.empty() && tensor.sizes().vec() != c.sizes) {
+    if (!sizes.empty() && tensor.sizes().vec() != sizes) {
       std::ostringstream os;
-      os << where << ": weight '" << fqn << "' must have sizes " << c10::IntArrayRef(c.sizes)
+      os << where << ": weight '" << fqn << "' must have sizes " << c10::IntArrayRef(sizes)
          << ", got " << tensor.sizes();
       throw Error(StatusCode::kInvalidArgument, os.str());
     }
-    // Weights usually arrive on the CPU: the one copy a device model needs.
-    out.emplace(c.name, tensor.device().type() == device.type() ? tensor : tensor.to(device));
+    // Weights usually arrive on the CPU: the one copy a device model needs (to the
+    // runner's device, index included: never read across devices).
+    out.emplace(c.name, onDevice(tensor) ? tensor : tensor.to(run_device_));
   }
   if (require_complete) {
     std::string missing;
     for (const auto& [fqn, c] : by_fqn_) {
-      if (c->requiredInFullUpdate() && out.count(c->name) == 0) {
+      if (c.info->requiredInFullUpdate() && out.count(c.info->name) == 0) {
         missing += (missing.empty() ? "" : ", ") + fqn;
       }
     }
@@ -237,6 +274,10 @@ inline ConstantMap AOTIDelegateExecutor::toConstantMap(const Weights& weights,
 inline void AOTIDelegateExecutor::processWeights(std::shared_ptr<Weights> weights) {
   if (!weights) throw Error(StatusCode::kInvalidArgument, "processWeights: no weights given");
   std::lock_guard<std::mutex> lock(weights_mutex_);
+  // Whatever was processed before is overwritten in the inactive buffer from here on: a
+  // failure below must leave nothing to commit (the runner also refuses to swap in a
+  // buffer a failed update left behind).
+  pending_weights_.reset();
   ConstantMap constants = toConstantMap(*weights, /*require_complete=*/true);
   const bool in_place =
       config_.useUserManagedWeights && runner_->info().features.user_managed_constant_buffer;
@@ -278,7 +319,7 @@ inline std::vector<at::Tensor> AOTIDelegateExecutor::run(std::vector<at::Tensor>
 
 inline std::vector<at::Tensor> AOTIDelegateExecutor::run(const std::vector<at::Tensor>& inputs) {
   const auto& specs = model_->inputs;
-  if (!config_.validateInputs || specs.empty()) return runner_->run(inputs);
+  if (!config_.validateInputs || specs.empty()) return checkedOutputs(runner_->run(inputs));
   if (inputs.size() != specs.size()) {
     std::string names;
     for (const auto& s : specs) names += (names.empty() ? "" : ", ") + s.name;
@@ -290,15 +331,32 @@ inline std::vector<at::Tensor> AOTIDelegateExecutor::run(const std::vector<at::T
   bool laid_out = true;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!tensorMatchesSpec(inputs[i], specs[i])) throw tensorSpecMismatch(inputs[i], specs[i], i, "input");
+    if (!onDevice(inputs[i])) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "input " + std::to_string(i) + " ('" + specs[i].name + "') is on " +
+                      inputs[i].device().str() + ", the model runs on " + device_);
+    }
     laid_out = laid_out && tensorHasSpecLayout(inputs[i], specs[i]);
   }
-  if (laid_out) return runner_->run(inputs);
+  if (laid_out) return checkedOutputs(runner_->run(inputs));
   std::vector<at::Tensor> normalized;
   normalized.reserve(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    normalized.push_back(checkTensorAgainstSpec(inputs[i], specs[i], i, "input"));
+    normalized.push_back(
+        checkTensorAgainstSpec(inputs[i], specs[i], i, "input", config_.convertInputLayouts));
   }
-  return runner_->run(normalized);
+  return checkedOutputs(runner_->run(normalized));
+}
+
+inline std::vector<at::Tensor> AOTIDelegateExecutor::checkedOutputs(std::vector<at::Tensor> outputs) const {
+  const std::size_t declared = runner_->info().numOutputs();
+  if (outputs.size() != declared) {
+    throw Error(StatusCode::kPluginError,
+                "the runner for model '" + model_->name + "' of " + package_->path() +
+                    " returned " + std::to_string(outputs.size()) + " output(s), expected " +
+                    std::to_string(declared) + " (the number the model library declares)");
+  }
+  return outputs;
 }
 
 inline std::vector<std::string> AOTIDelegateExecutor::ignoredWeights() const {

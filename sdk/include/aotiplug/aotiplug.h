@@ -9,6 +9,7 @@
 #include <aotiplug/elf_image_check.h>
 #include <aotiplug/error.h>
 #include <aotiplug/executor_config.h>
+#include <aotiplug/library_messages.h>
 #include <aotiplug/manifest.h>
 #include <aotiplug/model_info.h>
 #include <aotiplug/model_library.h>
@@ -26,4 +27,5 @@
 #include <aotiplug/typed_registry.h>
 #include <aotiplug/version.h>
 #include <aotiplug/weights.h>
+#include <aotiplug/wrapper_source.h>
 #include <aotiplug/writer_preferring_mutex.h>

@@ -23,8 +23,13 @@ struct ExecutorConfig {
   // Where the model files are extracted (a private subdirectory is created there and
   // removed with the executor). Empty: $TMPDIR or /tmp. Must not be mounted noexec.
   std::string extractionDir;
-  // Check inputs against the specs the package records before running.
+  // Check inputs before running against the specs the package records (aotiplug's
+  // packager), or else those derived from the model's generated wrapper source. Off, the
+  // model library gets whatever it is given: its compiled code does not check.
   bool validateInputs = true;
+  // Copy an input whose strides are not the ones the model was compiled for into that
+  // layout (where it is fully known). Off, such an input is refused instead, naming it.
+  bool convertInputLayouts = true;
   // Hand new weights to the model library in place, without a copy, where it supports
   // user-managed constant buffers.
   bool useUserManagedWeights = true;

@@ -13,11 +13,18 @@
 //    constants, weight blobs) are feature queries (features()), refused with an error when
 //    absent, never called through a null pointer;
 //  - every non-zero return becomes an aotiplug::Error naming the function and the model
-//    file. The model library of torch <= 2.11 prints its own reason to stderr ("Error: ...")
-//    and returns 1; where a library exports AOTInductorGetLastError its text is included;
+//    file, with the library's reason: the model library of torch <= 2.11 prints it to
+//    std::cerr ("Error: ...", with a C++ stack trace for a failed LibTorch call) and
+//    returns 1, so every call runs with that thread's std::cerr output captured
+//    (library_messages.h) — the reason reaches the caller once, in the error, and nothing
+//    reaches the terminal; where a library exports AOTInductorGetLastError its text is used;
 //  - at::Tensor <-> AtenTensorHandle follow the ABI's ownership rules: input handles are
 //    new tensor objects the library steals; output handles are stolen by us; on a failed
-//    call any output handle already written is freed;
+//    call any output handle already written is freed. The library fails before stealing
+//    its inputs in two places: its own input checks (only when AOTI_RUNTIME_CHECK_INPUTS
+//    is set; then the handles are made so that the binding can tell, and frees those the
+//    library left) and a lazy constant fold of the active buffer (callers fold first:
+//    ModelLibraryRunner does);
 //  - the container is deleted, and the library closed, exactly once, in the destructor;
 //  - a model whose extern-kernel file (<model>.json beside the .so) lists kernels needs
 //    LibTorch's proxy executor, which torch 2.11 does not export to C++ programs: such a
@@ -36,9 +43,11 @@
 
 #include <aotiplug/elf_image_check.h>
 #include <aotiplug/error.h>
+#include <aotiplug/library_messages.h>
 #include <aotiplug/model_info.h>
 #include <aotiplug/runner.h>
 #include <aotiplug/status.h>
+#include <aotiplug/wrapper_source.h>
 
 #include <ATen/Tensor.h>
 #include <ATen/ops/alias.h>
@@ -54,6 +63,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -89,6 +99,9 @@ class ModelLibrary {
   // absent. The static form reads it before loading anything.
   std::unordered_map<std::string, std::string> metadata() const { return readMetadata(path_); }
   static std::unordered_map<std::string, std::string> readMetadata(const std::string& model_so_path);
+  // The generated wrapper source beside the library (<stem>.cpp, wrapper_source.h), read;
+  // nullopt when it is absent or cannot be read (it is a helper, never required).
+  static std::optional<WrapperSource> readWrapperSource(const std::string& model_so_path);
 
   // ---- running ----
   // Runs the model. single_threaded uses AOTInductorModelContainerRunSingleThreaded
@@ -156,8 +169,16 @@ class ModelLibrary {
     }
   }
 
-  // Throws Error(kModelError) naming the call and the model unless code is success.
-  void check(AOTIRuntimeError code, const char* function) const;
+  // Calls f() (a call into the library returning its error code) with this thread's
+  // std::cerr captured; throws Error(kModelError) naming the call, the model and the
+  // library's reason unless it returned success.
+  template <class F>
+  void call(const char* function, F&& f) const {
+    LibraryMessages messages;
+    const AOTIRuntimeError code = std::forward<F>(f)();
+    if (code != AOTI_RUNTIME_SUCCESS) fail(function, messages);
+  }
+  [[noreturn]] void fail(const char* function, LibraryMessages& messages) const;
   [[noreturn]] void missingFeature(const char* function, const char* purpose) const;
   std::size_t count(CountFn fn, const char* name) const;
   void refuseExternKernels() const;
@@ -169,6 +190,9 @@ class ModelLibrary {
   AOTInductorModelContainerHandle container_ = nullptr;
   std::size_t num_inputs_ = 0;
   std::size_t num_outputs_ = 0;
+  // AOTI_RUNTIME_CHECK_INPUTS is set: the library's own input checks run, and fail before
+  // it steals the input handles.
+  bool library_checks_inputs_ = false;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -198,15 +222,33 @@ inline void freeTensorHandles(AtenTensorHandle* handles, std::size_t n) noexcept
 
 // New tensor objects sharing the inputs' storage, for the library to steal (and free).
 // (LibTorch's unsafe_alloc_new_handles_from_tensors does the same into a heap vector.)
-inline void newInputHandles(const std::vector<at::Tensor>& inputs, HandleArray& out) {
+// With `traced`, each handle holds an alias of its own (a tensor object over the same
+// memory that nothing else refers to) and `weak` a weak reference to it: after a failed
+// call, an alias still alive is one whose handle the library did not steal.
+inline void newInputHandles(const std::vector<at::Tensor>& inputs, HandleArray& out,
+                            std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>>* weak = nullptr) {
   out.reserve(inputs.size());
   try {
     for (const at::Tensor& t : inputs) {
-      out.push_back(reinterpret_cast<AtenTensorHandle>(new at::Tensor(t)));
+      if (weak != nullptr) {
+        at::Tensor alias = t.alias();
+        weak->emplace_back(alias.getIntrusivePtr());
+        out.push_back(reinterpret_cast<AtenTensorHandle>(new at::Tensor(std::move(alias))));
+      } else {
+        out.push_back(reinterpret_cast<AtenTensorHandle>(new at::Tensor(t)));
+      }
     }
   } catch (...) {
     for (AtenTensorHandle h : out) delete reinterpret_cast<at::Tensor*>(h);
     throw;
+  }
+}
+
+// After a failed call with traced handles: frees those the library did not steal.
+inline void freeUnstolenInputs(const HandleArray& handles,
+                               const std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>>& weak) noexcept {
+  for (std::size_t i = 0; i < handles.size() && i < weak.size(); ++i) {
+    if (weak[i].use_count() > 0) aoti_torch_delete_tensor_object(handles[i]);
   }
 }
 
@@ -317,12 +359,16 @@ inline ModelLibrary::ModelLibrary(const std::string& model_so_path, std::size_t 
       fns_.get_constants_blob_size != nullptr && fns_.update_constants_from_blob != nullptr;
 
   refuseExternKernels();
+  if (const char* env = std::getenv("AOTI_RUNTIME_CHECK_INPUTS"); env != nullptr && env[0] != '0') {
+    library_checks_inputs_ = true;  // as the library itself reads it, once
+  }
 
   AOTInductorModelContainerHandle handle = nullptr;
   try {
-    check(fns_.create(&handle, num_models, device_str.c_str(),
-                      cubin_dir.empty() ? nullptr : cubin_dir.c_str()),
-          "CreateWithDevice");
+    call("CreateWithDevice", [&] {
+      return fns_.create(&handle, num_models, device_str.c_str(),
+                         cubin_dir.empty() ? nullptr : cubin_dir.c_str());
+    });
   } catch (const Error& e) {
     throw Error(e.code(), std::string(e.what()) + " (device '" + device_str + "', " +
                               std::to_string(num_models) + " model instance(s))");
@@ -341,19 +387,23 @@ inline ModelLibrary::~ModelLibrary() {
   // library_ closes the library after this, exactly once.
 }
 
-inline void ModelLibrary::check(AOTIRuntimeError code, const char* function) const {
-  if (code == AOTI_RUNTIME_SUCCESS) return;
+inline void ModelLibrary::fail(const char* function, LibraryMessages& messages) const {
   const std::string name = std::string(function).rfind("AOTInductor", 0) == 0
                                ? std::string(function)
                                : std::string("AOTInductorModelContainer") + function;
   std::string message = name + " failed for model " + path_;
   const char* text = nullptr;
+  std::string reason = messages.takeReason();
   if (fns_.get_last_error != nullptr && fns_.get_last_error(&text) == AOTI_RUNTIME_SUCCESS &&
       text != nullptr && *text != '\0') {
-    message += ": ";
-    message += text;
+    reason = text;
+  }
+  if (!reason.empty()) {
+    message += ": " + reason;
+  } else if (!messages.capturing()) {
+    message += " (the model library printed its reason to standard error)";
   } else {
-    message += " (the model library printed its reason to stderr)";
+    message += " (the model library gave no reason)";
   }
   throw Error(StatusCode::kModelError, message);
 }
@@ -366,7 +416,7 @@ inline void ModelLibrary::missingFeature(const char* function, const char* purpo
 
 inline std::size_t ModelLibrary::count(CountFn fn, const char* name) const {
   std::size_t n = 0;
-  check(fn(container_, &n), name);
+  call(name, [&] { return fn(container_, &n); });
   return n;
 }
 
@@ -429,11 +479,25 @@ inline std::unordered_map<std::string, std::string> ModelLibrary::readMetadata(
   return out;
 }
 
+inline std::optional<WrapperSource> ModelLibrary::readWrapperSource(const std::string& model_so_path) {
+  std::filesystem::path file = model_so_path;
+  file.replace_extension(".cpp");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
+  try {
+    std::ifstream in(file, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return parseWrapperSource(text, "the wrapper source " + file.string());
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 inline std::vector<std::string> ModelLibrary::inputNames() const {
   std::vector<std::string> names;
   for (std::size_t i = 0; i < num_inputs_; ++i) {
     const char* name = nullptr;
-    check(fns_.get_input_name(container_, i, &name), "GetInputName");
+    call("GetInputName", [&] { return fns_.get_input_name(container_, i, &name); });
     names.emplace_back(name != nullptr ? name : "");
   }
   return names;
@@ -443,7 +507,7 @@ inline std::vector<std::string> ModelLibrary::outputNames() const {
   std::vector<std::string> names;
   for (std::size_t i = 0; i < num_outputs_; ++i) {
     const char* name = nullptr;
-    check(fns_.get_output_name(container_, i, &name), "GetOutputName");
+    call("GetOutputName", [&] { return fns_.get_output_name(container_, i, &name); });
     names.emplace_back(name != nullptr ? name : "");
   }
   return names;
@@ -452,38 +516,38 @@ inline std::vector<std::string> ModelLibrary::outputNames() const {
 inline std::pair<std::string, std::string> ModelLibrary::callSpec() const {
   const char* in = nullptr;
   const char* out = nullptr;
-  check(fns_.get_call_spec(container_, &in, &out), "GetCallSpec");
+  call("GetCallSpec", [&] { return fns_.get_call_spec(container_, &in, &out); });
   return {in != nullptr ? in : "", out != nullptr ? out : ""};
 }
 
 inline std::vector<ConstantInfo> ModelLibrary::constants() const {
   std::size_t n = 0;
-  check(fns_.get_num_constants(container_, &n), "GetNumConstants");
+  call("GetNumConstants", [&] { return fns_.get_num_constants(container_, &n); });
   std::vector<ConstantInfo> out(n);
   for (std::size_t i = 0; i < n; ++i) {
     ConstantInfo& c = out[i];
     const char* text = nullptr;
-    check(fns_.get_constant_name(container_, i, &text), "GetConstantName");
+    call("GetConstantName", [&] { return fns_.get_constant_name(container_, i, &text); });
     c.name = text != nullptr ? text : "";
     text = nullptr;
-    check(fns_.get_constant_fqn(container_, i, &text), "GetConstantOriginalFQN");
+    call("GetConstantOriginalFQN", [&] { return fns_.get_constant_fqn(container_, i, &text); });
     c.original_fqn = text != nullptr ? text : "";
     std::int32_t dtype = 0;
-    check(fns_.get_constant_dtype(container_, i, &dtype), "GetConstantDtype");
+    call("GetConstantDtype", [&] { return fns_.get_constant_dtype(container_, i, &dtype); });
     c.dtype = static_cast<c10::ScalarType>(dtype);
     if (fns_.get_constant_from_folded != nullptr) {
       bool folded = false;
-      check(fns_.get_constant_from_folded(container_, i, &folded), "GetConstantFromFolded");
+      call("GetConstantFromFolded", [&] { return fns_.get_constant_from_folded(container_, i, &folded); });
       c.from_folded = folded;
     }
     if (fns_.get_constant_type != nullptr) {
       std::int32_t type = 0;
-      check(fns_.get_constant_type(container_, i, &type), "GetConstantType");
+      call("GetConstantType", [&] { return fns_.get_constant_type(container_, i, &type); });
       c.kind = static_cast<ConstantKind>(type);
     }
     if (fns_.get_constant_data_size != nullptr) {
       std::size_t size = 0;
-      check(fns_.get_constant_data_size(container_, i, &size), "GetConstantDataSize");
+      call("GetConstantDataSize", [&] { return fns_.get_constant_data_size(container_, i, &size); });
       c.data_size = size;
     }
   }
@@ -514,15 +578,18 @@ inline std::vector<at::Tensor> ModelLibrary::run(const std::vector<at::Tensor>& 
   // Handle arrays stay on the stack: the heap allocations LibTorch's converters make per
   // call were most of this binding's overhead on a small model (docs/performance.md).
   detail::HandleArray input_handles;
-  detail::newInputHandles(inputs, input_handles);
+  std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> traced;
+  detail::newInputHandles(inputs, input_handles, library_checks_inputs_ ? &traced : nullptr);
   detail::HandleArray output_handles(num_outputs_, nullptr);
+  LibraryMessages messages;
   const AOTIRuntimeError code =
       fn(container_, input_handles.data(), input_handles.size(), output_handles.data(),
          output_handles.size(), reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
          /*proxy_executor_handle=*/nullptr);
   if (code != AOTI_RUNTIME_SUCCESS) {
     detail::freeTensorHandles(output_handles.data(), output_handles.size());
-    check(code, single_threaded ? "RunSingleThreaded" : "Run");
+    detail::freeUnstolenInputs(input_handles, traced);
+    fail(single_threaded ? "RunSingleThreaded" : "Run", messages);
   }
   return detail::stealOutputs(output_handles.data(), output_handles.size());
 }
@@ -542,24 +609,27 @@ inline void ModelLibrary::updateConstantBuffer(const ConstantMap& constants, boo
   }
   auto* map = reinterpret_cast<AOTInductorConstantMapHandle>(&handles);
   if (user_managed) {
-    check(fns_.update_user_managed_constant_buffer(container_, map, use_inactive,
-                                                   validate_full_update),
-          "UpdateUserManagedConstantBuffer");
+    call("UpdateUserManagedConstantBuffer", [&] {
+      return fns_.update_user_managed_constant_buffer(container_, map, use_inactive,
+                                                      validate_full_update);
+    });
   } else {
-    check(fns_.update_constant_buffer(container_, map, use_inactive, validate_full_update),
-          "UpdateConstantBuffer");
+    call("UpdateConstantBuffer", [&] {
+      return fns_.update_constant_buffer(container_, map, use_inactive, validate_full_update);
+    });
   }
 }
 
 inline void ModelLibrary::runConstantFolding(bool use_inactive, void* stream_handle) {
-  check(fns_.run_constant_folding(container_, use_inactive,
-                                  reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
-                                  /*proxy_executor_handle=*/nullptr),
-        "RunConstantFolding");
+  call("RunConstantFolding", [&] {
+    return fns_.run_constant_folding(container_, use_inactive,
+                                     reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
+                                     /*proxy_executor_handle=*/nullptr);
+  });
 }
 
 inline void ModelLibrary::swapConstantBuffer() {
-  check(fns_.swap_constant_buffer(container_), "SwapConstantBuffer");
+  call("SwapConstantBuffer", [&] { return fns_.swap_constant_buffer(container_); });
 }
 
 inline void ModelLibrary::freeInactiveConstantBuffer() {
@@ -567,7 +637,7 @@ inline void ModelLibrary::freeInactiveConstantBuffer() {
     missingFeature("AOTInductorModelContainerFreeInactiveConstantBuffer",
                    "free the inactive constant buffer");
   }
-  check(fns_.free_inactive_constant_buffer(container_), "FreeInactiveConstantBuffer");
+  call("FreeInactiveConstantBuffer", [&] { return fns_.free_inactive_constant_buffer(container_); });
 }
 
 inline std::unordered_map<std::string, AtenTensorHandle> ModelLibrary::extractConstantHandles(
@@ -576,10 +646,10 @@ inline std::unordered_map<std::string, AtenTensorHandle> ModelLibrary::extractCo
     missingFeature("AOTInductorModelContainerExtractConstantsMap", "read constants back");
   }
   std::unordered_map<std::string, AtenTensorHandle> handles;
-  check(fns_.extract_constants_map(container_,
-                                   reinterpret_cast<AOTInductorConstantMapHandle>(&handles),
-                                   use_inactive),
-        "ExtractConstantsMap");
+  call("ExtractConstantsMap", [&] {
+    return fns_.extract_constants_map(
+        container_, reinterpret_cast<AOTInductorConstantMapHandle>(&handles), use_inactive);
+  });
   return handles;
 }
 
@@ -600,7 +670,7 @@ inline std::uint64_t ModelLibrary::constantsBlobSize() const {
     missingFeature("AOTInductorModelContainerGetConstantsBlobSize", "load a weights blob");
   }
   std::uint64_t size = 0;
-  check(fns_.get_constants_blob_size(container_, &size), "GetConstantsBlobSize");
+  call("GetConstantsBlobSize", [&] { return fns_.get_constants_blob_size(container_, &size); });
   return size;
 }
 
@@ -608,13 +678,25 @@ inline void ModelLibrary::updateConstantsFromBlob(const void* blob, std::size_t 
   if (fns_.update_constants_from_blob == nullptr) {
     missingFeature("AOTInductorModelUpdateConstantsFromBlob", "load a weights blob");
   }
+  // The library loads a blob into the active buffer's map with emplace, which keeps an
+  // entry that is already there, and frees the memory of its previous blob: a second load
+  // would leave the old entries pointing into freed memory. Only an empty buffer is loaded.
+  if (features_.extract_constants_map && !extractConstantHandles(/*use_inactive=*/false).empty()) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "model " + path_ +
+                    ": a weights blob can only be loaded into a model that holds no weights "
+                    "yet (the model library keeps existing entries and frees the memory they "
+                    "point into); load new weights with update_constant_buffer instead");
+  }
   const std::uint64_t expected = constantsBlobSize();
   if (size < expected) {
     throw Error(StatusCode::kInvalidArgument,
                 "weights blob for model " + path_ + " holds " + std::to_string(size) +
                     " bytes, the model needs " + std::to_string(expected));
   }
-  check(fns_.update_constants_from_blob(container_, static_cast<const std::uint8_t*>(blob)), "AOTInductorModelUpdateConstantsFromBlob");
+  call("AOTInductorModelUpdateConstantsFromBlob", [&] {
+    return fns_.update_constants_from_blob(container_, static_cast<const std::uint8_t*>(blob));
+  });
 }
 
 }  // namespace aotiplug

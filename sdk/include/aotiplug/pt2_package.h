@@ -27,6 +27,7 @@
 #include <aotiplug/status.h>
 #include <aotiplug/tensor_spec.h>
 #include <aotiplug/weights.h>
+#include <aotiplug/wrapper_source.h>
 
 #include <ATen/Tensor.h>
 #include <ATen/ops/empty_strided.h>
@@ -60,9 +61,19 @@ struct PackagedModel {
   std::string library;               // the model library entry
   std::string weights_blob;          // "<hash>.wrapper_weights.blob" entry, or empty
   std::string weights_config;        // "weights_config.json" entry (data/weights/), or empty
+  std::string wrapper_source;        // the generated wrapper source entry, or empty
   std::map<std::string, std::string> metadata;  // AOTI metadata (string values)
-  std::vector<TensorSpec> inputs;    // from "aotiplug.inputs"; empty when not recorded
+  // Input specs: from "aotiplug.inputs", else derived from the wrapper source (a package
+  // made by plain aoti_compile_and_package); empty when neither is there.
+  std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;   // from "aotiplug.outputs"
+  // Where `inputs` came from ("aotiplug metadata", "wrapper source <entry>"); empty when
+  // nowhere. spec_problem: why the wrapper source could not be read (then inputs is empty).
+  std::string specs_source;
+  std::string spec_problem;
+  // Constant shapes from the wrapper source, by AOTI constant name (for weights compiled
+  // outside the library, whose shapes the library's C ABI does not tell).
+  std::map<std::string, WrapperConstant> wrapper_constants;
 
   // AOTI_DEVICE_KEY: the device the model was compiled for ("cpu", "cuda").
   std::string deviceKey() const {
@@ -89,7 +100,9 @@ class Pt2Package {
   std::string readRecord(const std::string& name) const;
 
   // Writes the files a model library needs (everything under the model's directory except
-  // C++ sources) into dir; returns the path of the extracted model library.
+  // C++ sources) into dir; returns the path of the extracted model library. The wrapper
+  // source goes too when the package records no constant shapes (a plain package), so
+  // that any runner can check constants against the shapes it states (wrapper_source.h).
   std::string extract(const PackagedModel& m, PrivateDirectory& dir) const;
 
   // Sample inputs (data/sample_inputs/<model>.pt), reference outputs
@@ -104,6 +117,8 @@ class Pt2Package {
     throw Error(code, "package " + path_ + ": " + why);
   }
   std::vector<at::Tensor> tensorsFromPickle(const std::string& record) const;
+  // Input specs and constant shapes of a package without aotiplug's metadata.
+  void readWrapperSource(PackagedModel& m) const;
   // Where a stored (uncompressed) entry's bytes lie in the archive file; nullopt when the
   // entry is compressed (or its header is not what the zip format says).
   struct Span {
@@ -237,16 +252,35 @@ inline Pt2Package::Pt2Package(const std::string& path) : path_(path) {
       }
       if (auto in = m.metadata.find("aotiplug.inputs"); in != m.metadata.end()) {
         m.inputs = parseTensorSpecs(in->second, "input specs of model '" + name + "' in " + path_);
+        m.specs_source = "aotiplug metadata";
       }
       if (auto out = m.metadata.find("aotiplug.outputs"); out != m.metadata.end()) {
         m.outputs = parseTensorSpecs(out->second, "output specs of model '" + name + "' in " + path_);
       }
+    }
+    if (const std::string source = stem + ".cpp"; std::binary_search(records_.begin(), records_.end(), source)) {
+      m.wrapper_source = source;
+      if (m.specs_source.empty() || m.metadata.count("aotiplug.constants") == 0) readWrapperSource(m);
     }
     models_.push_back(std::move(m));
   }
   if (models_.empty()) {
     fail(StatusCode::kInvalidArgument,
          "holds no AOTInductor model (nothing under data/aotinductor/<model>/)");
+  }
+}
+
+inline void Pt2Package::readWrapperSource(PackagedModel& m) const {
+  try {
+    const std::string text = readRecord(m.wrapper_source);
+    const WrapperSource source = parseWrapperSource(text, "the wrapper source " + m.wrapper_source);
+    for (const WrapperConstant& c : source.constants) m.wrapper_constants.emplace(c.name, c);
+    if (m.specs_source.empty() && !source.inputs.empty()) {
+      m.inputs = source.inputs;
+      m.specs_source = "wrapper source " + m.wrapper_source;
+    }
+  } catch (const Error& e) {
+    m.spec_problem = e.what();
   }
 }
 
@@ -302,7 +336,8 @@ inline std::string Pt2Package::readRecord(const std::string& name) const {
 inline std::string Pt2Package::extract(const PackagedModel& m, PrivateDirectory& dir) const {
   std::string library;
   for (const std::string& r : m.records) {
-    if (detail::endsWith(r, ".cpp") || detail::endsWith(r, ".h")) continue;  // sources
+    const bool wanted_source = r == m.wrapper_source && m.metadata.count("aotiplug.constants") == 0;
+    if ((detail::endsWith(r, ".cpp") || detail::endsWith(r, ".h")) && !wanted_source) continue;
     if (r == m.weights_blob) continue;  // loaded from memory, not from a file
     const std::string relative = r.substr(m.directory.size());
     std::string written;

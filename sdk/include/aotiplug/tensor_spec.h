@@ -5,9 +5,11 @@
 //
 // aotiplug's packager (python/aotiplug/package.py) records specs in the package's AOTI
 // metadata ("aotiplug.inputs", "aotiplug.outputs"): name, dtype, sizes (-1 marks a dynamic
-// dimension, with its [min, max] range), device type and memory layout. The executor checks
-// every input against them before the model library sees it, because the compiled code
-// trusts its inputs: a wrong dtype or size is read as garbage, not refused.
+// dimension, with its [min, max] range), device type, memory layout and strides. For a
+// package made without it, the executor derives the same from the model's generated
+// wrapper source (wrapper_source.h). The executor checks every input against them before
+// the model library sees it, because the compiled code trusts its inputs: a wrong dtype or
+// size is read as garbage, not refused.
 //
 // Thread safety: plain values and pure functions.
 
@@ -15,9 +17,11 @@
 #include <aotiplug/status.h>
 
 #include <ATen/Tensor.h>
+#include <ATen/ops/empty_strided.h>
 #include <c10/core/ScalarType.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <sstream>
@@ -38,6 +42,19 @@ struct TensorSpec {
   std::string device_type = "cpu";
   c10::DeviceType device = c10::DeviceType::CPU;  // device_type, parsed
   Layout layout = Layout::kContiguous;
+  // The strides the compiled code was specialized for, per dimension; -1 where it reads
+  // the stride from the tensor or computes it from dynamic sizes. Empty: not recorded
+  // (then the layout alone says what is expected). Checked for kStrided.
+  std::vector<std::int64_t> strides;
+
+  const char* layoutName() const noexcept {
+    switch (layout) {
+      case Layout::kContiguous: return "contiguous";
+      case Layout::kChannelsLast: return "channels_last";
+      case Layout::kStrided: break;
+    }
+    return "strided";
+  }
 
   // "float32 [-1 (1..64), 16]"
   std::string describe() const {
@@ -114,6 +131,13 @@ inline std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const s
       } else {
         throw bad("unknown layout '" + layout + "' (contiguous, channels_last or strided)");
       }
+      s.strides = item.value("strides", std::vector<std::int64_t>{});
+      if (!s.strides.empty() && s.strides.size() != s.sizes.size()) {
+        throw bad("strides do not match the rank of '" + s.name + "'");
+      }
+      if (s.layout == TensorSpec::Layout::kStrided && s.strides.empty()) {
+        throw bad("the strided layout of '" + s.name + "' records no strides");
+      }
       out.push_back(std::move(s));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -139,14 +163,54 @@ inline bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexc
   return true;
 }
 
-// Whether `t` is laid out as the compiled code expects (see checkTensorAgainstSpec).
+// Whether `t` is laid out as the compiled code expects (see checkTensorAgainstSpec). For
+// a strided spec every recorded stride must match (a dimension of size 1 is never read
+// with its stride, so any will do there); strides the code does not fix are computed by
+// it from the sizes, so the tensor must be dense, without gaps or overlaps, for the code
+// to stay inside it.
 inline bool tensorHasSpecLayout(const at::Tensor& t, const TensorSpec& spec) {
   switch (spec.layout) {
     case TensorSpec::Layout::kContiguous: return t.is_contiguous();
     case TensorSpec::Layout::kChannelsLast: return t.is_contiguous(at::MemoryFormat::ChannelsLast);
     case TensorSpec::Layout::kStrided: break;
   }
-  return true;
+  const auto strides = t.strides();
+  const auto sizes = t.sizes();
+  bool all_fixed = true;
+  for (std::size_t d = 0; d < spec.strides.size() && d < strides.size(); ++d) {
+    if (spec.strides[d] < 0) {
+      all_fixed = false;
+    } else if (sizes[d] > 1 && strides[d] != spec.strides[d]) {
+      return false;
+    }
+  }
+  return all_fixed || t.numel() == 0 || t.is_non_overlapping_and_dense();
+}
+
+// Whether every stride of a strided spec is fixed, so that a tensor can be copied into it.
+inline bool specStridesFixed(const TensorSpec& spec) {
+  return std::all_of(spec.strides.begin(), spec.strides.end(), [](std::int64_t s) { return s >= 0; });
+}
+
+// "[768, 1, 48, 3]" with "?" for strides the code does not fix.
+inline std::string describeStrides(const std::vector<std::int64_t>& strides) {
+  std::string out = "[";
+  for (std::size_t d = 0; d < strides.size(); ++d) {
+    out += (d > 0 ? ", " : "") + (strides[d] >= 0 ? std::to_string(strides[d]) : std::string("?"));
+  }
+  return out + "]";
+}
+
+// The error for a tensor whose layout is not the one the code was compiled for.
+inline Error tensorLayoutMismatch(const at::Tensor& t, const TensorSpec& spec, std::size_t index,
+                                  const std::string& what, const std::string& why) {
+  const std::string who = what + " " + std::to_string(index) +
+                          (spec.name.empty() ? "" : " ('" + spec.name + "')");
+  std::string expected = spec.layoutName();
+  if (spec.layout == TensorSpec::Layout::kStrided) expected += " with strides " + describeStrides(spec.strides);
+  return Error(StatusCode::kInvalidArgument,
+               who + ": the model was compiled for a " + expected + " tensor, got strides " +
+                   describeStrides(t.strides().vec()) + " (" + why + ")");
 }
 
 // The error for a tensor that does not match its spec (index and name in the message).
@@ -177,14 +241,30 @@ inline Error tensorSpecMismatch(const at::Tensor& t, const TensorSpec& spec, std
 }
 
 // Checks `t` against `spec` (index and name in messages) and returns it in the layout the
-// compiled code expects: a non-contiguous tensor is copied into that layout (documented in
-// docs/host-integration.md); everything else about it must already match.
+// compiled code expects. With convert_layout, a tensor laid out otherwise is copied into
+// that layout (documented in docs/host-integration.md) where the layout is fully known;
+// a strided layout with strides the code computes itself cannot be produced, and is
+// refused. Without convert_layout every layout mismatch is refused. Everything else about
+// the tensor must already match.
 inline at::Tensor checkTensorAgainstSpec(const at::Tensor& t, const TensorSpec& spec,
-                                         std::size_t index, const std::string& what) {
+                                         std::size_t index, const std::string& what,
+                                         bool convert_layout = true) {
   if (!tensorMatchesSpec(t, spec)) throw tensorSpecMismatch(t, spec, index, what);
   if (tensorHasSpecLayout(t, spec)) return t;
-  return spec.layout == TensorSpec::Layout::kChannelsLast ? t.contiguous(at::MemoryFormat::ChannelsLast)
-                                                          : t.contiguous();
+  if (!convert_layout) {
+    throw tensorLayoutMismatch(t, spec, index, what, "layout conversion is switched off");
+  }
+  switch (spec.layout) {
+    case TensorSpec::Layout::kContiguous: return t.contiguous();
+    case TensorSpec::Layout::kChannelsLast: return t.contiguous(at::MemoryFormat::ChannelsLast);
+    case TensorSpec::Layout::kStrided: break;
+  }
+  if (!specStridesFixed(spec)) {
+    throw tensorLayoutMismatch(t, spec, index, what,
+                               "strides marked ? depend on its dynamic sizes, so it cannot be "
+                               "copied into that layout; pass it in that layout");
+  }
+  return at::empty_strided(t.sizes(), spec.strides, t.options()).copy_(t);
 }
 
 }  // namespace aotiplug
