@@ -11,9 +11,15 @@
 // CUDA calls go through LibTorch's c10_cuda (device guards use c10's generic DeviceGuard,
 // whose CUDA implementation lives there; c10/cuda/CUDAGuard.h would inline cudart calls).
 //
-// Weight buffers on a GPU: kernels launched before a swap may still be running when
-// the call returns, reading the old buffer. So before the inactive buffer is overwritten
-// (update_constant_buffer with use_inactive) or freed, the device is synchronized.
+// Streams: run() runs on the stream it is given (any stream of the runner's device) or the
+// device's current one, and returns once the work is queued — kernels may still be reading
+// the active constant buffer. The runner waits for that work, on every stream, before it
+// changes what such kernels may read: updating, folding or blob-loading the active buffer,
+// and swapping (waitForDevice: the device is synchronized, with runs locked out, under the
+// same lock as the change). So once swap_constant_buffer() returns nothing reads the buffer
+// that became inactive, and updating or freeing it needs no wait. A run's outputs are
+// ordinary tensors produced on the run's stream: work on another stream that reads them
+// must wait for that stream first, as with any CUDA tensor.
 //
 // Without a usable CUDA device the constructor throws Error(kUnavailable) naming the
 // device string; the plugin itself loads and registers on any machine.
@@ -86,23 +92,12 @@ class CudaRunner final : public ModelLibraryRunner {
     foldOnStream(use_inactive, resolve(stream_handle));
   }
 
-  void update_constant_buffer(const ConstantMap& constants, bool use_inactive,
-                              bool validate_full_update, bool user_managed = false) override {
-    c10::DeviceGuard guard(c10::Device(c10::DeviceType::CUDA, index_));
-    if (use_inactive) c10::cuda::device_synchronize();  // in-flight kernels may read it
-    ModelLibraryRunner::update_constant_buffer(constants, use_inactive, validate_full_update,
-                                               user_managed);
-  }
-
-  void free_inactive_constant_buffer() override {
+ protected:
+  // With runs locked out (ModelLibraryRunner calls it under the lock of the change): the
+  // kernels already queued, on whatever streams, finish before a buffer they read changes.
+  void waitForDevice() override {
     c10::DeviceGuard guard(c10::Device(c10::DeviceType::CUDA, index_));
     c10::cuda::device_synchronize();
-    ModelLibraryRunner::free_inactive_constant_buffer();
-  }
-
-  void swap_constant_buffer() override {
-    c10::DeviceGuard guard(c10::Device(c10::DeviceType::CUDA, index_));
-    ModelLibraryRunner::swap_constant_buffer();
   }
 
  private:

@@ -18,7 +18,12 @@
 
 #include "../../plugins/cpu/cpu_isa.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <iostream>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -379,4 +384,165 @@ BOOST_AUTO_TEST_CASE(models_for_cpu_features_this_machine_lacks_are_refused) {
   } else {
     expectError([&] { cpuRunner(so); }, StatusCode::kIncompatible, {"plugin 'cpu'", "lacks"});
   }
+}
+
+namespace {
+
+// Runs f with this process's standard error (file descriptor 2) sent to a file; returns
+// what reached it.
+template <class F>
+std::string stderrOf(F&& f) {
+  aotiplug_test::TempDir dir;
+  const std::string file = (dir.path() / "stderr").string();
+  std::fflush(stderr);
+  std::cerr.flush();
+  const int saved = ::dup(2);
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ::dup2(fd, 2);
+  ::close(fd);
+  try {
+    f();
+  } catch (...) {
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+    throw;
+  }
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  return aotiplug_test::readFile(file);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_libraries_reason_reaches_the_error_once_and_not_the_terminal) {
+  // Given to the runner directly (nothing checks inputs at this level), a float32 input for
+  // a bfloat16 model fails inside the model library, which prints its reason with a C++
+  // stack trace. The binding captures that output: the reason is in the error, the stack
+  // trace and the rest stay off the terminal.
+  Fixture f = loadFixture("plain_bf16");
+  auto runner = cpuRunner(f.so);
+  runner->update_constants_from_blob(aotiplug_test::readFile(f.model_dir / (f.so.stem().string() + "_weights.blob")).data(),
+                                     fs::file_size(f.model_dir / (f.so.stem().string() + "_weights.blob")));
+  std::string message;
+  const std::string printed = stderrOf([&] {
+    try {
+      runner->run({f.inputs[0].to(at::kFloat)});
+    } catch (const aotiplug::Error& e) {
+      message = e.what();
+    }
+  });
+  BOOST_TEST_MESSAGE("error: " << message);
+  BOOST_TEST(printed.empty(), "printed: " << printed);
+  BOOST_TEST(aotiplug_test::contains(message, "AOTInductorModelContainerRun failed for model"));
+  BOOST_TEST(!aotiplug_test::contains(message, "printed its reason"));
+  BOOST_TEST(!aotiplug_test::contains(message, "frame #"));
+  BOOST_TEST(!aotiplug_test::contains(message, "Exception raised from"));
+  BOOST_TEST(!aotiplug_test::contains(message, "c_shim_cpu.cpp:"), "the log line's prefix is dropped");
+  BOOST_TEST(aotiplug_test::contains(message, "must have the same dtype, but got Float and BFloat16"));
+  // The runner is still usable, and a success prints nothing either.
+  const std::string quiet = stderrOf([&] {
+    aotiplug_test::expectCloseToEager(runner->run(f.inputs), f.outputs, "after the failure");
+  });
+  BOOST_TEST(quiet.empty(), "printed: " << quiet);
+}
+
+BOOST_AUTO_TEST_CASE(partial_updates_never_make_a_buffer_runnable_with_missing_values) {
+  Fixture f = loadFixture("mlp");
+  const auto only = [](ConstantMap m, const std::set<std::string>& keep) {
+    for (auto it = m.begin(); it != m.end();) it = keep.count(it->first) != 0 ? std::next(it) : m.erase(it);
+    return m;
+  };
+  for (bool freed : {false, true}) {
+    BOOST_TEST_CONTEXT(std::string(freed ? "into a freed inactive buffer" : "into a never-loaded inactive buffer")) {
+      auto ours = cpuRunner(f.so);
+      const ConstantMap b = byConstantName(*ours, f.weights_b);
+      if (freed) {
+        ours->update_inactive_constant_buffer(b);
+        ours->swap_constant_buffer();
+        ours->swap_constant_buffer();
+        ours->free_inactive_constant_buffer();  // its copies of b are gone
+      }
+      // Not a full update: the rest of the buffer has no values (or freed ones).
+      ours->update_constant_buffer(only(b, {"fc1_weight"}), /*use_inactive=*/true,
+                                   /*validate_full_update=*/false);
+      expectError([&] { ours->swap_constant_buffer(); }, StatusCode::kFailedPrecondition,
+                  {"inactive constant buffer has no value for", "'fc1.bias'", "'fc2.weight'"});
+      expectError([&] { ours->run_const_fold(true); }, StatusCode::kFailedPrecondition,
+                  {"cannot fold the inactive constant buffer", "'fc1.bias'"});
+      // The rest, in a second partial update: now complete. (The buffer 'scale' left out
+      // of an inactive update is copied from the active buffer, as upstream does.)
+      ours->update_constant_buffer(only(b, {"fc1_bias", "fc2_weight", "fc2_bias", "scale"}), true, false);
+      ours->swap_constant_buffer();
+      aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs_b, "completed in two parts");
+    }
+  }
+
+  // Weights compiled outside the library: a "full" update that leaves out a buffer (which
+  // upstream only warns about, and which would then be read as a null tensor).
+  Fixture outside = loadFixture("weights_outside");
+  auto ours = cpuRunner(outside.so);
+  ConstantMap a = byConstantName(*ours, outside.weights_a);
+  ConstantMap no_buffer = a;
+  no_buffer.erase("scale");
+  expectError([&] { ours->update_constant_buffer(no_buffer, false, true); },
+              StatusCode::kInvalidArgument,
+              {"full update must supply constant 'scale' (buffer)", "active buffer has no value"});
+  ours->update_constant_buffer(only(a, {"fc1_weight", "fc1_bias"}), false, false);
+  expectError([&] { ours->run(outside.inputs); }, StatusCode::kFailedPrecondition,
+              {"cannot run", "no value for 'fc2.weight'", "'scale'"});
+  ours->update_constant_buffer(a, false, true);
+  aotiplug_test::expectCloseToEager(ours->run(outside.inputs), outside.outputs, "then all of them");
+}
+
+BOOST_AUTO_TEST_CASE(a_weights_blob_is_loaded_once_and_only_into_an_empty_model) {
+  Fixture f = loadFixture("weights_blob");
+  const fs::path blob_path = f.model_dir / (f.so.stem().string() + "_weights.blob");
+  const std::string blob = aotiplug_test::readFile(blob_path);
+  auto ours = cpuRunner(f.so);
+  ours->update_constants_from_blob(blob.data(), blob.size());
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "from the blob");
+  // A second load would keep the entries of the first and free the memory they point into.
+  expectError([&] { ours->update_constants_from_blob(blob.data(), blob.size()); },
+              StatusCode::kFailedPrecondition, {"holds no weights yet", "update_constant_buffer"});
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "after the refused second load");
+  // A model with its weights inside the library is not an empty model either.
+  auto in_so = cpuRunner(loadFixture("mlp").so);
+  expectError([&] { in_so->update_constants_from_blob(blob.data(), blob.size()); },
+              StatusCode::kFailedPrecondition, {"holds no weights yet"});
+}
+
+BOOST_AUTO_TEST_CASE(constants_of_unknown_shape_are_checked_exactly) {
+  // A plain package's library with its weights outside: without its wrapper source beside
+  // it, nothing tells the constants' shapes; with it, the runner reads them there.
+  Fixture f = loadFixture("plain_bf16");
+  aotiplug_test::TempDir dir;
+  const fs::path bare = dir.path() / f.so.filename();
+  fs::copy_file(f.so, bare);
+  ConstantMap a;
+  {
+    auto probe = cpuRunner(f.so);  // beside its wrapper source
+    a = byConstantName(*probe, f.weights_a);
+    ConstantMap flat = a;
+    flat.at("fc1_weight") = flat.at("fc1_weight").flatten();
+    expectError([&] { probe->update_constant_buffer(flat, false, true); }, StatusCode::kInvalidArgument,
+                {"'fc1.weight'", "expects BFloat16 [32, 16]", "got BFloat16 [512]"});
+  }
+  auto ours = cpuRunner(bare);
+  ConstantMap short_one = a;
+  short_one.at("fc1_weight") = a.at("fc1_weight").slice(0, 0, 31).contiguous();
+  expectError([&] { ours->update_constant_buffer(short_one, false, true); }, StatusCode::kInvalidArgument,
+              {"'fc1.weight'", "(1024 bytes)", "(992 bytes)"});
+  expectError([&] { ours->update_constant_buffer(a, false, true, /*user_managed=*/true); },
+              StatusCode::kInvalidArgument, {"the shape of constant 'fc", "is unknown", "update it by copy"});
+  // The right bytes in the wrong shape: found when the library has made its tensor, and
+  // the constant is left without a usable value.
+  ConstantMap flat = a;
+  flat.at("fc1_weight") = a.at("fc1_weight").flatten();
+  expectError([&] { ours->update_constant_buffer(flat, false, true); }, StatusCode::kInvalidArgument,
+              {"'fc1.weight'", "expects sizes [32, 16], got [512]"});
+  expectError([&] { ours->run(f.inputs); }, StatusCode::kFailedPrecondition, {"no value for 'fc1.weight'"});
+  ours->update_constant_buffer(a, false, true);
+  aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "the right shapes");
 }

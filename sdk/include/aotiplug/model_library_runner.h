@@ -9,9 +9,12 @@
 //
 // What it adds to the raw binding (model_library.h), beyond upstream's runner:
 //  - constants are validated before the model library sees them: known name, not a folded
-//    constant, dtype, sizes (or byte size where the sizes are unknown), device; a mismatch
-//    is refused with a message naming the constant, and the buffer is left untouched
-//    (upstream copies whatever bytes it is given);
+//    constant, dtype, device (with its index), sizes — from the active buffer, from
+//    aotiplug's packager metadata, or from the generated wrapper source beside the library
+//    (wrapper_source.h) — or, where no source tells them, the exact byte size the library
+//    reserved; a mismatch is refused with a message naming the constant, and the buffer
+//    is left untouched (upstream copies whatever bytes it is given, and reads as many
+//    strides from the tensor as the constant has dimensions);
 //  - tensors that are views or non-contiguous are copied into compact tensors first (the
 //    model library copies storage bytes from the data pointer, which is only right for a
 //    compact tensor);
@@ -23,13 +26,24 @@
 //    hands the library aliases of its own, and when an alias's entry is replaced (or the
 //    runner destroyed) and a weak reference shows the library's handle still alive, it
 //    deletes that handle — a library that frees its handles itself is left alone;
-//  - it tracks both buffers' states: swapping to a buffer that was never loaded, running
-//    without any weights (a model compiled without its constants), or reading a freed
-//    buffer are refused with an explanation instead of failing inside the library;
+//    That handle is recorded when the entry is made, never looked up later: the library
+//    may meanwhile have replaced the entry with a value of its own (folding the inactive
+//    buffer replaces tensor constants with clones), which it deletes itself;
+//  - it tracks, per buffer and per constant, whether the buffer holds a value: a buffer
+//    can be run, folded or swapped in only when every constant the model reads has one.
+//    Swapping to a buffer that was never loaded (or was freed, or only partly updated, or
+//    left behind by a failed update), running without weights, or loading a weights blob
+//    twice are refused with an explanation naming what is missing instead of failing — or
+//    reading freed memory — inside the library;
+//  - the first run after the active buffer was loaded folds its constants explicitly
+//    (the library would fold lazily inside Run, after which a failure leaks the inputs);
 //  - locking: run() takes a shared lock (an exclusive one when single-threaded, since the
 //    library's single-threaded run takes none); constant-buffer calls are serialized
 //    against each other, and those that touch the active buffer wait for the runs in
-//    flight (the lock prefers writers: a swap is not starved by new runs).
+//    flight (the lock prefers writers: a swap is not starved by new runs). Each of them
+//    runs with the runner's device made current (a device guard), and calls
+//    waitForDevice() — under the same locks — before changing a buffer GPU work may still
+//    read (see waitForDevice).
 //
 // Ownership: owns its ModelLibrary. Thread safety: as ModelContainerRunner.
 
@@ -37,16 +51,23 @@
 #include <aotiplug/model_library.h>
 #include <aotiplug/runner.h>
 #include <aotiplug/runner_registry.h>
+#include <aotiplug/wrapper_source.h>
 #include <aotiplug/writer_preferring_mutex.h>
 
 #include <ATen/ops/alias.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/core/Device.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <mutex>
 #include <shared_mutex>
 #include <sstream>
@@ -75,7 +96,8 @@ class ModelLibraryRunner : public ModelContainerRunner {
   void update_constants_from_blob(const void* blob, std::size_t size) override;
 
  protected:
-  // The device this runner was created for.
+  // The device this runner was created for, with its index for device types that have
+  // one ("cuda" is resolved to the current device when the runner is created).
   const c10::Device& device() const noexcept { return device_; }
   ModelLibrary& library() noexcept { return *library_; }
 
@@ -86,7 +108,17 @@ class ModelLibraryRunner : public ModelContainerRunner {
   // single-threaded mode), for calls that otherwise overlap runs (see runOnStream).
   std::unique_lock<WriterPreferringMutex> lockRunsIfUnfolded() const;
 
+  // Called with the constant-buffer calls serialized and runs locked out, before the
+  // runner changes what work already queued on the device may still read: updating or
+  // folding the active buffer, loading a blob, and swapping (so that once a swap returns,
+  // nothing reads the buffer that became inactive, and it may be overwritten or freed).
+  // A runner whose device runs work asynchronously waits for it here (the CUDA runner
+  // synchronizes the device); the default, for synchronous devices, does nothing.
+  virtual void waitForDevice() {}
+
  private:
+  // kEmpty: not every constant the model reads has a value (never loaded, freed, partly
+  // updated, or left behind by a failed update): not runnable, not swappable.
   enum class BufferState : std::uint8_t { kEmpty, kLoaded, kFolded };
 
   int activeIndex() const noexcept { return active_.load(std::memory_order_acquire); }
@@ -95,25 +127,38 @@ class ModelLibraryRunner : public ModelContainerRunner {
   }
   BufferState state(int index) const noexcept { return states_[index].load(); }
   std::string describeConstant(const ConstantInfo& c) const;
+  std::string bufferName(int index) const { return index == activeIndex() ? "active" : "inactive"; }
+  // Whether the model reads constant i from a buffer (folded values are computed, and
+  // empty parameters may be left out, as upstream allows).
+  bool needed(std::size_t i) const noexcept;
+  // The needed constants buffer b has no value for ("a, b and 2 more"); empty: none.
+  std::string missingIn(int b) const;
+  // Recomputes buffer b's state from what it holds (kLoaded when complete).
+  void settle(int b, bool folded = false);
+  // The guard that makes the runner's device current (none for the CPU).
+  std::optional<c10::Device> guardDevice() const {
+    return device_.type() == c10::DeviceType::CPU ? std::nullopt : std::optional<c10::Device>(device_);
+  }
   // Validates and normalizes one update; returns the map to hand to the library.
   ConstantMap prepareUpdate(const ConstantMap& constants, bool use_inactive,
                             bool validate_full_update, bool user_managed);
   at::Tensor compact(const at::Tensor& t) const;
 
-  // A user-managed constant the library may have leaked a handle for (see above).
-  struct Forgotten {
-    AtenTensorHandle handle;                          // the library's handle, borrowed
-    c10::weak_intrusive_ptr<c10::TensorImpl> alias;   // the alias it was made from
+  // A constant handed to the library user-managed: the alias it uses, and the handle the
+  // library wrapped it in (torch <= 2.11 never deletes that handle; null when unknown).
+  struct Retained {
+    at::Tensor alias;
+    AtenTensorHandle handle = nullptr;
   };
-  // For the user-managed entries of `buffer` named in `names` (all when null).
-  std::vector<Forgotten> userManagedEntries(int buffer, const ConstantMap* names) const;
-  // Call once the entries are no longer used and our own references are dropped.
-  static void freeForgotten(const std::vector<Forgotten>& entries) noexcept;
+  // Call once the library no longer refers to r.handle (its entry was replaced by an
+  // update of ours, or the library is gone): frees the handle if the library leaked it.
+  static void release(Retained& r) noexcept;
 
   std::unique_ptr<ModelLibrary> library_;
   c10::Device device_;
   ModelInfo info_;
   bool single_threaded_;
+  bool has_folded_constants_ = false;
 
   // run(): shared; active-buffer changes: exclusive. Writer-preferring, so a swap is not
   // starved by a steady stream of runs.
@@ -121,17 +166,38 @@ class ModelLibraryRunner : public ModelContainerRunner {
   mutable std::mutex weights_mutex_;     // serializes the constant-buffer calls
   std::array<std::atomic<BufferState>, 2> states_{};
   std::atomic<int> active_{0};
-  std::array<ConstantMap, 2> retained_;  // per buffer: the aliases handed over user-managed
+  std::array<std::vector<bool>, 2> filled_;  // per buffer, per constant: holds a value
+  // Per buffer, by constant name: what was handed over user-managed. `orphans_` keeps the
+  // aliases of updates that failed half-way (the library may still use some of them).
+  std::array<std::map<std::string, Retained>, 2> retained_;
+  std::vector<at::Tensor> orphans_;
 };
 
 // ---------------------------------------------------------------------------------------
+
+namespace detail {
+
+// A device string's device, with the current device's index where it names none.
+inline c10::Device resolvedDevice(const std::string& device_str) {
+  c10::Device device = parseDevice(device_str);
+  if (device.has_index() || device.type() == c10::DeviceType::CPU) return device;
+  if (!c10::impl::hasDeviceGuardImpl(device.type())) return device;  // the library decides
+  try {
+    return c10::Device(device.type(), c10::impl::getDeviceGuardImpl(device.type())->getDevice().index());
+  } catch (const c10::Error& e) {
+    throw Error(StatusCode::kUnavailable, "cannot find the current device for '" + device_str +
+                                              "': " + e.what_without_backtrace());
+  }
+}
+
+}  // namespace detail
 
 inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
                                               std::size_t num_models,
                                               const std::string& device_str,
                                               const std::string& cubin_dir,
                                               bool run_single_threaded)
-    : device_(parseDevice(device_str)), single_threaded_(run_single_threaded) {
+    : device_(detail::resolvedDevice(device_str)), single_threaded_(run_single_threaded) {
   if (num_models == 0) {
     throw Error(StatusCode::kInvalidArgument,
                 "model " + model_so_path + ": num_models must be at least 1, got 0");
@@ -143,7 +209,11 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
                     "instance without locks), got " +
                     std::to_string(num_models));
   }
-  library_ = std::make_unique<ModelLibrary>(model_so_path, num_models, device_str, cubin_dir);
+  const std::string device_string = device_.str();
+  {
+    c10::OptionalDeviceGuard guard(guardDevice());
+    library_ = std::make_unique<ModelLibrary>(model_so_path, num_models, device_string, cubin_dir);
+  }
   if (run_single_threaded && !library_->features().run_single_threaded) {
     throw Error(StatusCode::kFailedPrecondition,
                 "model library " + model_so_path +
@@ -151,7 +221,7 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
                     "run_single_threaded (compiled by torch < 2.7?)");
   }
   info_.model_path = model_so_path;
-  info_.device = device_str;
+  info_.device = device_string;
   info_.num_models = num_models;
   info_.run_single_threaded = run_single_threaded;
   info_.input_names = library_->inputNames();
@@ -159,26 +229,27 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
   std::tie(info_.in_spec, info_.out_spec) = library_->callSpec();
   info_.constants = library_->constants();
   info_.features = library_->features();
+  for (const ConstantInfo& c : info_.constants) has_folded_constants_ = has_folded_constants_ || c.from_folded;
 
-  // Sizes of the constants, and whether the .so brought its weights, from the active buffer.
-  BufferState initial = BufferState::kLoaded;
+  // What the active buffer holds (everything, for a library with its weights inside; for
+  // one compiled without them, nothing), and the constants' sizes from it.
+  const std::size_t n = info_.constants.size();
+  filled_[0].assign(n, !info_.features.extract_constants_map);
+  filled_[1].assign(n, false);
   if (info_.features.extract_constants_map) {
     const ConstantMap active = library_->extractConstantsMap(/*use_inactive=*/false);
-    bool any_needed = false;
-    bool any_present = false;
-    for (ConstantInfo& c : info_.constants) {
+    for (std::size_t i = 0; i < n; ++i) {
+      ConstantInfo& c = info_.constants[i];
       if (c.from_folded) continue;
       auto it = active.find(c.original_fqn);
       if (it != active.end() && it->second.defined()) {
         c.sizes = it->second.sizes().vec();
-        any_present = true;
+        filled_[0][i] = true;
       }
-      if (c.data_size > 0) any_needed = true;
     }
-    if (any_needed && !any_present) initial = BufferState::kEmpty;
   }
   // Sizes the buffer cannot tell (weights compiled outside the .so): from the constant
-  // specs aotiplug's packager records in the AOTI metadata, when present.
+  // specs aotiplug's packager records in the AOTI metadata, else from the wrapper source.
   const auto metadata = library_->metadata();
   if (auto it = metadata.find("aotiplug.constants"); it != metadata.end()) {
     const nlohmann::json specs = nlohmann::json::parse(it->second, nullptr, false);
@@ -190,9 +261,42 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
       }
     }
   }
-  states_[0] = initial;
-  states_[1] = BufferState::kEmpty;
-  info_.constants_in_library = initial != BufferState::kEmpty;
+  const bool unknown_sizes = std::any_of(info_.constants.begin(), info_.constants.end(),
+                                         [](const ConstantInfo& c) { return !c.from_folded && c.sizes.empty(); });
+  if (unknown_sizes) {
+    if (const auto source = ModelLibrary::readWrapperSource(model_so_path)) {
+      for (ConstantInfo& c : info_.constants) {
+        if (!c.sizes.empty() || c.from_folded) continue;
+        if (const WrapperConstant* w = source->findConstant(c.name)) c.sizes = w->sizes;
+      }
+    }
+  }
+  settle(0);
+  settle(1);
+  info_.constants_in_library = state(0) != BufferState::kEmpty;
+}
+
+inline bool ModelLibraryRunner::needed(std::size_t i) const noexcept {
+  const ConstantInfo& c = info_.constants[i];
+  if (c.from_folded) return false;
+  return !(c.kind == ConstantKind::kParameter && c.data_size == 0);
+}
+
+inline std::string ModelLibraryRunner::missingIn(int b) const {
+  std::string out;
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < info_.constants.size(); ++i) {
+    if (!needed(i) || filled_[b][i]) continue;
+    if (++count <= 3) out += (out.empty() ? "" : ", ") + std::string("'") + info_.constants[i].original_fqn + "'";
+  }
+  if (count > 3) out += " and " + std::to_string(count - 3) + " more";
+  return out;
+}
+
+inline void ModelLibraryRunner::settle(int b, bool folded) {
+  bool complete = true;
+  for (std::size_t i = 0; i < info_.constants.size() && complete; ++i) complete = !needed(i) || filled_[b][i];
+  states_[b] = !complete ? BufferState::kEmpty : folded ? BufferState::kFolded : BufferState::kLoaded;
 }
 
 inline std::vector<at::Tensor> ModelLibraryRunner::run(const std::vector<at::Tensor>& inputs,
@@ -204,37 +308,50 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
     const std::vector<at::Tensor>& inputs, void* stream) {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const at::Tensor& t = inputs[i];
-    if (t.defined() && t.device().type() != device_.type()) {
+    if (!t.defined()) continue;  // the binding names it
+    const bool same = t.device().type() == device_.type() &&
+                      (!device_.has_index() || device_.type() == c10::DeviceType::CPU ||
+                       t.device().index() == device_.index());
+    if (!same) {
       const std::string name = i < info_.input_names.size() ? info_.input_names[i] : "?";
       throw Error(StatusCode::kInvalidArgument,
                   "model " + info_.model_path + ": input " + std::to_string(i) + " (" + name +
-                      ") is on " + t.device().str() + ", expected " +
-                      c10::DeviceTypeName(device_.type(), true));
+                      ") is on " + t.device().str() + ", expected " + device_.str());
     }
   }
-  auto run_locked = [&] {
-    if (state(activeIndex()) == BufferState::kEmpty) {
+  // Runs on the active buffer; with the lock held exclusively, folds it first if needed.
+  auto run_locked = [&](bool exclusive) {
+    const int active = activeIndex();
+    if (state(active) == BufferState::kEmpty) {
+      const std::string missing = missingIn(active);
+      const bool nothing = std::none_of(filled_[active].begin(), filled_[active].end(), [](bool f) { return f; });
       throw Error(StatusCode::kFailedPrecondition,
                   "model " + info_.model_path +
-                      " has no weights loaded: its constants are not inside the model "
-                      "library (compiled with aot_inductor.package_constants_in_so=False?). "
-                      "Load them with update_constant_buffer first");
+                      (nothing ? std::string(" has no weights loaded: its constants are not inside the "
+                                             "model library (compiled with "
+                                             "aot_inductor.package_constants_in_so=False?). Load "
+                                             "them with update_constant_buffer first")
+                               : " cannot run: its active constant buffer has no value for " + missing +
+                                     " (left out of a partial update, or left behind by a failed one)"));
+    }
+    if (exclusive && state(active) == BufferState::kLoaded && has_folded_constants_) {
+      // Folded here rather than lazily inside Run, where a failure happens before the
+      // library steals the input handles.
+      library_->runConstantFolding(/*use_inactive=*/false, stream);
+      states_[active] = BufferState::kFolded;
     }
     std::vector<at::Tensor> out = library_->run(inputs, stream, single_threaded_);
-    // The library folds a loaded buffer lazily on its first run (only then a write here).
-    if (state(activeIndex()) == BufferState::kLoaded) {
-      BufferState expected = BufferState::kLoaded;
-      states_[activeIndex()].compare_exchange_strong(expected, BufferState::kFolded);
-    }
+    // A buffer without folded constants is marked folded by the library's first run.
+    if (exclusive && state(active) == BufferState::kLoaded) states_[active] = BufferState::kFolded;
     return out;
   };
   if (single_threaded_) {
     std::unique_lock<WriterPreferringMutex> lock(run_mutex_);
-    return run_locked();
+    return run_locked(true);
   }
   {
     std::shared_lock<WriterPreferringMutex> lock(run_mutex_);
-    if (state(activeIndex()) != BufferState::kLoaded) return run_locked();
+    if (state(activeIndex()) != BufferState::kLoaded) return run_locked(false);
   }
   // The model library folds an unfolded active buffer lazily inside its run: holding one
   // of its model instances, it waits for its lock exclusively, while other runs hold that
@@ -242,12 +359,13 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
   // the container has instances (the stress test hung here). On the way it also creates
   // the inactive buffer's bookkeeping and updates the active map without the lock that
   // inactive updates and extraction take (ThreadSanitizer caught them racing). So such a
-  // run — the first after loading, or after a swap to an unfolded buffer — goes alone, and
-  // those calls lock runs out while the active buffer is unfolded (lockRunsIfUnfolded).
-  // (This run does not also take weights_mutex_: a thread swapping weights in a loop
-  // re-takes that mutex at once, and runs starved behind it — p99 12x steady in the bench.)
+  // run — the first after loading, or after a swap to an unfolded buffer — goes alone
+  // (and folds first), and those calls lock runs out while the active buffer is unfolded
+  // (lockRunsIfUnfolded). (This run does not also take weights_mutex_: a thread swapping
+  // weights in a loop re-takes that mutex at once, and runs starved behind it — p99 12x
+  // steady in the bench.)
   std::unique_lock<WriterPreferringMutex> lock(run_mutex_);
-  return run_locked();
+  return run_locked(true);
 }
 
 inline std::unique_lock<WriterPreferringMutex> ModelLibraryRunner::lockRunsIfUnfolded() const {
@@ -260,14 +378,21 @@ inline std::unique_lock<WriterPreferringMutex> ModelLibraryRunner::lockRunsIfUnf
 
 inline ConstantMap ModelLibraryRunner::extract_constants_map(bool use_inactive) const {
   std::lock_guard<std::mutex> lock(weights_mutex_);
-  if (state(targetIndex(use_inactive)) == BufferState::kEmpty) {
+  const int target = targetIndex(use_inactive);
+  if (std::none_of(filled_[target].begin(), filled_[target].end(), [](bool f) { return f; })) {
     throw Error(StatusCode::kFailedPrecondition,
                 "model " + info_.model_path + ": the " +
                     (use_inactive ? "inactive" : "active") +
                     " constant buffer holds no constants");
   }
+  c10::OptionalDeviceGuard guard(guardDevice());
   const auto runs = lockRunsIfUnfolded();
-  return library_->extractConstantsMap(use_inactive);
+  ConstantMap all = library_->extractConstantsMap(use_inactive);
+  // Only what the buffer validly holds (entries of a freed buffer point into freed memory).
+  for (std::size_t i = 0; i < info_.constants.size(); ++i) {
+    if (!filled_[target][i]) all.erase(info_.constants[i].original_fqn);
+  }
+  return all;
 }
 
 inline std::string ModelLibraryRunner::describeConstant(const ConstantInfo& c) const {
@@ -318,20 +443,31 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
       expected << "(" << c->data_size << " bytes)";
     }
     const bool dtype_ok = tensor.scalar_type() == c->dtype;
-    // Without known sizes only the byte size can be checked; the model library pads it
-    // to its constant alignment (64 bytes).
-    auto padded = [](std::size_t n) { return (n + 63) / 64 * 64; };
-    const bool sizes_ok =
-        !c->sizes.empty() ? tensor.sizes().vec() == c->sizes
-                          : padded(static_cast<std::size_t>(tensor.nbytes())) == padded(c->data_size);
-    if (!dtype_ok || !sizes_ok || tensor.device().type() != device_.type()) {
+    // Without known sizes only the byte size can be checked, and exactly: the library
+    // copies the tensor's bytes into the slot it reserved for the constant.
+    const bool sizes_ok = !c->sizes.empty()
+                              ? tensor.sizes().vec() == c->sizes
+                              : static_cast<std::size_t>(tensor.nbytes()) == c->data_size;
+    const bool device_ok = tensor.device().type() == device_.type() &&
+                           (!device_.has_index() || device_.type() == c10::DeviceType::CPU ||
+                            tensor.device().index() == device_.index());
+    if (!dtype_ok || !sizes_ok || !device_ok) {
       std::ostringstream got;
       got << c10::toString(tensor.scalar_type()) << " " << tensor.sizes() << " on "
           << tensor.device();
+      if (c->sizes.empty()) got << " (" << tensor.nbytes() << " bytes)";
       throw Error(StatusCode::kInvalidArgument,
                   "model " + model + ": " + describeConstant(*c) + " expects " +
-                      expected.str() + " on " + c10::DeviceTypeName(device_.type(), true) +
-                      ", got " + got.str());
+                      expected.str() + " on " + device_.str() + ", got " + got.str());
+    }
+    if (c->sizes.empty() && c->data_size > 0 && user_managed) {
+      // The library would use the tensor as it is, and nothing could tell whether its
+      // shape is the constant's.
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + model + ": the shape of " + describeConstant(*c) +
+                      " is unknown (its weights are not inside the library, and neither "
+                      "aotiplug's metadata nor the wrapper source beside it tells the "
+                      "shape), so it cannot be used in place; update it by copy");
     }
     prepared.emplace(name, compact(tensor));
   }
@@ -340,73 +476,65 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
   const int source = 1 - target;
   ConstantMap source_values;  // lazily read: the other buffer's constants, by FQN
   bool source_read = false;
-  for (const ConstantInfo& c : info_.constants) {
+  for (std::size_t i = 0; i < info_.constants.size(); ++i) {
+    const ConstantInfo& c = info_.constants[i];
     if (c.from_folded || prepared.count(c.name) != 0) continue;
     if (validate_full_update && c.requiredInFullUpdate()) {
       throw Error(StatusCode::kInvalidArgument,
                   "model " + model + ": a full update must supply " + describeConstant(c) +
                       " (" + constantKindName(c.kind) + ")");
     }
-    // For the inactive buffer the library fills what is left out from the active buffer —
-    // by copy, or by borrowing a pointer when user-managed. Provide it ourselves instead
-    // where borrowing could dangle, and refuse where there is nothing to take it from.
-    if (!use_inactive || c.data_size == 0) continue;
     const bool fallback_kind = c.kind == ConstantKind::kBuffer ||
-                               c.kind == ConstantKind::kTensorConstant;
-    if (!fallback_kind) continue;
-    if (state(source) == BufferState::kEmpty) {
-      throw Error(StatusCode::kInvalidArgument,
-                  "model " + model + ": " + describeConstant(c) +
-                      " was not supplied and the active buffer has no value to copy");
-    }
-    if (user_managed && info_.features.extract_constants_map) {
-      if (!source_read) {
-        source_values = library_->extractConstantsMap(source != activeIndex());
-        source_read = true;
+                               c.kind == ConstantKind::kTensorConstant ||
+                               (c.kind == ConstantKind::kParameter && c.data_size == 0);
+    if (use_inactive && fallback_kind) {
+      // The library fills these from the active buffer — by copy, or by borrowing a
+      // pointer when user-managed. Refuse where it has nothing to take (it would
+      // dereference a missing entry), and provide the value ourselves where borrowing
+      // could dangle.
+      if (!filled_[source][i]) {
+        if (!needed(i)) continue;
+        throw Error(StatusCode::kInvalidArgument,
+                    "model " + model + ": " + describeConstant(c) + " (" + constantKindName(c.kind) +
+                        ") was not supplied and the active buffer has no value to copy");
       }
-      auto it = source_values.find(c.original_fqn);
-      if (it != source_values.end()) prepared.emplace(c.name, it->second.clone());
+      if (user_managed && c.data_size > 0 && info_.features.extract_constants_map) {
+        if (!source_read) {
+          source_values = library_->extractConstantsMap(source != activeIndex());
+          source_read = true;
+        }
+        auto it = source_values.find(c.original_fqn);
+        if (it != source_values.end()) prepared.emplace(c.name, it->second.clone());
+      }
+      continue;
+    }
+    if (validate_full_update && needed(i) && !filled_[target][i]) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "model " + model + ": a full update must supply " + describeConstant(c) +
+                      " (" + constantKindName(c.kind) + "): the " + bufferName(target) +
+                      " buffer has no value for it");
     }
   }
   return prepared;
 }
 
-inline std::vector<ModelLibraryRunner::Forgotten> ModelLibraryRunner::userManagedEntries(
-    int buffer, const ConstantMap* names) const {
-  std::vector<Forgotten> out;
-  if (retained_[buffer].empty() || !info_.features.extract_constants_map) return out;
-  const auto handles = library_->extractConstantHandles(/*use_inactive=*/buffer != activeIndex());
-  for (const auto& [name, alias] : retained_[buffer]) {
-    if (names != nullptr && names->count(name) == 0) continue;
-    const ConstantInfo* c = info_.findConstant(name);
-    auto h = c != nullptr ? handles.find(c->original_fqn) : handles.end();
-    if (h == handles.end() || h->second == nullptr) continue;
-    out.push_back(Forgotten{h->second, c10::weak_intrusive_ptr<c10::TensorImpl>(alias.getIntrusivePtr())});
+inline void ModelLibraryRunner::release(Retained& r) noexcept {
+  if (r.handle == nullptr) {
+    r.alias.reset();
+    return;
   }
-  return out;
-}
-
-inline void ModelLibraryRunner::freeForgotten(const std::vector<Forgotten>& entries) noexcept {
-  for (const Forgotten& f : entries) {
-    // Nobody but the library's handle can hold the alias now: alive means leaked.
-    if (f.alias.use_count() > 0) aoti_torch_delete_tensor_object(f.handle);
-  }
+  c10::weak_intrusive_ptr<c10::TensorImpl> weak(r.alias.getIntrusivePtr());
+  r.alias.reset();
+  // Nobody but the library's handle can hold the alias now: alive means leaked.
+  if (weak.use_count() > 0) aoti_torch_delete_tensor_object(r.handle);
+  r.handle = nullptr;
 }
 
 inline ModelLibraryRunner::~ModelLibraryRunner() {
-  std::vector<Forgotten> forgotten;
-  try {
-    for (int b = 0; b < 2; ++b) {
-      auto entries = userManagedEntries(b, nullptr);
-      forgotten.insert(forgotten.end(), entries.begin(), entries.end());
-    }
-  } catch (...) {
-    forgotten.clear();  // could not read them back: leak rather than guess
-  }
   library_.reset();  // the container goes; its user-managed handles may not
-  retained_[0].clear();
-  retained_[1].clear();
-  freeForgotten(forgotten);
+  for (auto& buffer : retained_) {
+    for (auto& [name, r] : buffer) release(r);
+  }
 }
 
 inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& constants,
@@ -419,28 +547,104 @@ inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& consta
                 "model library " + info_.model_path +
                     " does not support user-managed constant buffers");
   }
-  ConstantMap prepared =
-      prepareUpdate(constants, use_inactive, validate_full_update, user_managed);
+  c10::OptionalDeviceGuard guard(guardDevice());
   // Changing the active buffer, or any buffer in single-threaded mode (the library's
   // single-threaded run takes no lock), must wait for runs in flight; so must an inactive
-  // update while a run may be folding the active buffer lazily (lockRunsIfUnfolded).
+  // update while a run may be folding the active buffer (lockRunsIfUnfolded) — also while
+  // the update is prepared, since that reads the active buffer's entries.
   std::unique_lock<WriterPreferringMutex> exclusive =
       use_inactive ? lockRunsIfUnfolded() : std::unique_lock<WriterPreferringMutex>(run_mutex_);
+  ConstantMap prepared =
+      prepareUpdate(constants, use_inactive, validate_full_update, user_managed);
   const int target = targetIndex(use_inactive);
+  if (!use_inactive) waitForDevice();
   if (user_managed) {
     // Aliases: new tensor objects over the same memory (no copy) that only this runner and
     // the library hold, so a weak reference can tell whether the library let go.
     for (auto& [name, t] : prepared) t = t.alias();
   }
-  const std::vector<Forgotten> replaced = userManagedEntries(target, &prepared);
-  library_->updateConstantBuffer(prepared, use_inactive, validate_full_update, user_managed);
-  states_[target] = BufferState::kLoaded;
-  for (const auto& [name, t] : prepared) retained_[target].erase(name);
-  freeForgotten(replaced);
-  if (user_managed) {
-    for (auto& [name, t] : prepared) retained_[target].emplace(name, std::move(t));
+  try {
+    library_->updateConstantBuffer(prepared, use_inactive, validate_full_update, user_managed);
+  } catch (const Error& e) {
+    // The library may have replaced some entries: nothing in this buffer can be trusted.
+    std::fill(filled_[target].begin(), filled_[target].end(), false);
+    settle(target);
+    if (user_managed) {
+      for (auto& [name, t] : prepared) orphans_.push_back(std::move(t));
+    }
+    throw Error(e.code(), std::string(e.what()) + "; the " + (use_inactive ? "inactive" : "active") +
+                              " constant buffer must be loaded again in full");
   }
-  if (single_threaded_ && use_inactive) {
+  const int source = 1 - target;
+  // Constants whose shape nothing told: the library made its tensor with the constant's
+  // real shape and the strides of ours, so compare the two now. A mismatch leaves that
+  // constant without a usable value in this buffer.
+  std::string wrong_shape;
+  std::set<std::string> unusable;
+  if (!user_managed && info_.features.extract_constants_map) {
+    std::unordered_map<std::string, AtenTensorHandle> handles;
+    for (const auto& [name, t] : prepared) {
+      const ConstantInfo* c = info_.findConstant(name);
+      if (c == nullptr || !c->sizes.empty() || c->data_size == 0) continue;
+      if (handles.empty()) handles = library_->extractConstantHandles(use_inactive);
+      auto h = handles.find(c->original_fqn);
+      if (h == handles.end() || h->second == nullptr) continue;
+      const at::Tensor& stored = *reinterpret_cast<at::Tensor*>(h->second);
+      if (stored.sizes() == t.sizes()) continue;
+      std::ostringstream os;
+      os << describeConstant(*c) << " expects sizes " << stored.sizes() << ", got " << t.sizes();
+      wrong_shape += (wrong_shape.empty() ? "" : "; ") + os.str();
+      unusable.insert(name);
+    }
+  }
+  for (std::size_t i = 0; i < info_.constants.size(); ++i) {
+    const ConstantInfo& c = info_.constants[i];
+    if (c.from_folded) continue;
+    if (unusable.count(c.name) != 0) {
+      filled_[target][i] = false;
+      continue;
+    }
+    const bool fallback_kind = c.kind == ConstantKind::kBuffer ||
+                               c.kind == ConstantKind::kTensorConstant ||
+                               (c.kind == ConstantKind::kParameter && c.data_size == 0);
+    if (prepared.count(c.name) != 0 || (use_inactive && fallback_kind && filled_[source][i])) {
+      filled_[target][i] = true;
+    }
+  }
+  // Entries we had handed over and just replaced: the library no longer refers to them.
+  for (const auto& [name, t] : prepared) {
+    auto it = retained_[target].find(name);
+    if (it == retained_[target].end()) continue;
+    release(it->second);
+    retained_[target].erase(it);
+  }
+  if (user_managed) {
+    std::unordered_map<std::string, AtenTensorHandle> handles;
+    if (info_.features.extract_constants_map) {
+      try {
+        handles = library_->extractConstantHandles(use_inactive);
+      } catch (const Error&) {
+        handles.clear();  // unknown handles are leaked, never guessed
+      }
+    }
+    for (auto& [name, alias] : prepared) {
+      Retained r{std::move(alias), nullptr};
+      const ConstantInfo* c = info_.findConstant(name);
+      auto h = c != nullptr ? handles.find(c->original_fqn) : handles.end();
+      if (h != handles.end() && h->second != nullptr &&
+          reinterpret_cast<at::Tensor*>(h->second)->unsafeGetTensorImpl() == r.alias.unsafeGetTensorImpl()) {
+        r.handle = h->second;
+      }
+      retained_[target].emplace(name, std::move(r));
+    }
+  }
+  settle(target);
+  if (!wrong_shape.empty()) {
+    throw Error(StatusCode::kInvalidArgument,
+                "model " + info_.model_path + ": " + wrong_shape + "; the " + bufferName(target) +
+                    " buffer has no usable value for it until it is updated again");
+  }
+  if (single_threaded_ && use_inactive && state(target) == BufferState::kLoaded) {
     // torch <= 2.11: RunSingleThreaded checks the wrong buffer's fold state and throws
     // while the inactive buffer is loaded but not folded. Fold it right away.
     library_->runConstantFolding(/*use_inactive=*/true, nullptr);
@@ -452,16 +656,19 @@ inline void ModelLibraryRunner::foldOnStream(bool use_inactive, void* stream) {
   std::lock_guard<std::mutex> weights(weights_mutex_);
   const int target = targetIndex(use_inactive);
   if (state(target) == BufferState::kEmpty) {
+    const std::string missing = missingIn(target);
     throw Error(StatusCode::kFailedPrecondition,
                 "model " + info_.model_path + ": cannot fold the " +
-                    (use_inactive ? "inactive" : "active") +
-                    " constant buffer, it holds no constants");
+                    (use_inactive ? "inactive" : "active") + " constant buffer, it has no value for " +
+                    missing);
   }
+  c10::OptionalDeviceGuard guard(guardDevice());
   // Exclusive even for the inactive buffer: the library folds on a model instance taken
   // from the same pool as runs, and under steady load it waits for a free one for a long
   // time (measured: 50-390 ms per fold with one instance and one busy thread). Waiting for
   // the runs in flight and holding new ones for the fold is shorter and bounded.
   std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
+  if (!use_inactive) waitForDevice();
   library_->runConstantFolding(use_inactive, stream);
   states_[target] = BufferState::kFolded;
 }
@@ -474,12 +681,19 @@ inline void ModelLibraryRunner::swap_constant_buffer() {
   std::lock_guard<std::mutex> weights(weights_mutex_);
   const int inactive = targetIndex(true);
   if (state(inactive) == BufferState::kEmpty) {
+    const bool nothing = std::none_of(filled_[inactive].begin(), filled_[inactive].end(), [](bool f) { return f; });
     throw Error(StatusCode::kFailedPrecondition,
                 "model " + info_.model_path +
-                    ": the inactive constant buffer was never loaded (or was freed); call "
-                    "update_constant_buffer(use_inactive=true) before swapping");
+                    (nothing ? std::string(": the inactive constant buffer was never loaded (or was "
+                                           "freed); call update_constant_buffer(use_inactive=true) "
+                                           "before swapping")
+                             : ": the inactive constant buffer has no value for " + missingIn(inactive) +
+                                   " (left out of a partial update, or left behind by a failed "
+                                   "one); supply them before swapping"));
   }
+  c10::OptionalDeviceGuard guard(guardDevice());
   std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
+  waitForDevice();
   library_->swapConstantBuffer();
   active_.store(inactive, std::memory_order_release);
 }
@@ -493,19 +707,43 @@ inline void ModelLibraryRunner::free_inactive_constant_buffer() {
                     "secondary buffer is active (torch <= 2.11's RunSingleThreaded would then "
                     "fail on the freed buffer's state)");
   }
+  c10::OptionalDeviceGuard guard(guardDevice());
   const auto runs = lockRunsIfUnfolded();
   const int inactive = targetIndex(true);
   library_->freeInactiveConstantBuffer();
-  states_[inactive] = BufferState::kEmpty;
-  // User-managed entries stay in the library's map (only folded values are freed): keep
-  // their aliases, to be released when the entries are replaced or the runner destroyed.
+  // Its entries now point into freed memory (all but the user-managed ones, which stay in
+  // the library's map: their aliases are kept, to be released when the entries are
+  // replaced or the runner destroyed).
+  std::fill(filled_[inactive].begin(), filled_[inactive].end(), false);
+  settle(inactive);
 }
 
 inline void ModelLibraryRunner::update_constants_from_blob(const void* blob, std::size_t size) {
   std::lock_guard<std::mutex> weights(weights_mutex_);
+  c10::OptionalDeviceGuard guard(guardDevice());
   std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
-  library_->updateConstantsFromBlob(blob, size);
-  states_[activeIndex()] = BufferState::kLoaded;
+  const int active = activeIndex();
+  waitForDevice();
+  library_->updateConstantsFromBlob(blob, size);  // refuses a buffer that holds anything
+  // The library loads a blob only if it was compiled for external weights, and says
+  // nothing when it was not: see what the buffer holds now.
+  if (info_.features.extract_constants_map) {
+    const auto handles = library_->extractConstantHandles(/*use_inactive=*/false);
+    for (std::size_t i = 0; i < info_.constants.size(); ++i) {
+      const ConstantInfo& c = info_.constants[i];
+      if (!c.from_folded && handles.count(c.original_fqn) != 0) filled_[active][i] = true;
+    }
+  } else {
+    std::fill(filled_[active].begin(), filled_[active].end(), true);
+  }
+  settle(active);
+  if (state(active) == BufferState::kEmpty) {
+    throw Error(StatusCode::kModelError,
+                "model library " + info_.model_path + " did not load the weights blob: its " +
+                    "constants " + missingIn(active) +
+                    " still have no value (a library compiled with its weights inside, or "
+                    "without support for external weights, ignores blobs)");
+  }
 }
 
 }  // namespace aotiplug
