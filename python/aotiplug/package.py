@@ -5,7 +5,8 @@ what the C++ side needs to validate inputs *before* the model library sees them:
 
 * in the AOTI metadata (`aot_inductor.metadata`, stored in `<hash>.wrapper_metadata.json`):
   `aotiplug.inputs` / `aotiplug.outputs`, JSON lists of tensor specs
-  `{"name", "dtype", "sizes" (-1 for a dynamic dim), "min", "max", "layout"}`, and
+  `{"name", "dtype", "sizes" (-1 for a dynamic dim), "min", "max", "layout", "strides"
+  (-1 where a stride depends on dynamic sizes)}`, and
   `aotiplug.constants`, FQN -> `{"dtype", "sizes"}` of every weight (the model library's
   C ABI does not tell constant shapes, and weights compiled outside the .so have no values
   to read them from);
@@ -14,8 +15,8 @@ what the C++ side needs to validate inputs *before* the model library sees them:
 * the eager outputs on those inputs as `extra/aotiplug/<model>/reference_outputs.pt`, so a
   host can show that its outputs match PyTorch eager.
 
-Packages made by plain `aoti_compile_and_package` also run in aotiplug; they just get fewer
-checks (input count only) and no example inputs.
+Packages made by plain `aoti_compile_and_package` also run in aotiplug, with the same input
+checks (derived from the model's generated wrapper source), but no example inputs.
 """
 from __future__ import annotations
 
@@ -66,6 +67,13 @@ def tensor_spec(name: str, value: Any, ranges: dict | None = None) -> dict:
                     hi = int(vr.upper) if vr.upper.is_finite else -1
         mins.append(lo)
         maxs.append(hi)
+    # The strides the compiled code is specialized for (-1 where they depend on dynamic sizes).
+    strides = []
+    try:
+        for st in value.stride():
+            strides.append(st if isinstance(st, int) else -1)
+    except Exception:  # a layout without strides
+        strides = [-1] * len(sizes)
     return {
         "name": name,
         "dtype": _dtype_name(value.dtype),
@@ -73,6 +81,7 @@ def tensor_spec(name: str, value: Any, ranges: dict | None = None) -> dict:
         "min": mins,
         "max": maxs,
         "layout": _layout(value),
+        "strides": strides,
         "device": value.device.type,
     }
 

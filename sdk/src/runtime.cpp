@@ -12,6 +12,12 @@
 
 #include <c10/util/Exception.h>
 
+#ifdef AOTIPLUG_HAVE_ISAL
+#include <isa-l/crc.h>
+#else
+#include <boost/crc.hpp>
+#endif
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -33,6 +39,24 @@ void throwIfError(const Status& status, const std::string& context) {
   if (context.empty()) throw Error(status.code(), status.message());
   throw Error(status.code(), context + ": " + status.message());
 }
+
+// ---- CRC-32 ----
+
+namespace detail {
+
+AOTIPLUG_API std::uint32_t crc32(std::uint32_t crc, const void* data, std::size_t size) noexcept {
+#ifdef AOTIPLUG_HAVE_ISAL
+  return crc32_gzip_refl(crc, static_cast<const unsigned char*>(data), size);
+#else
+  boost::crc_optimal<32, 0x04C11DB7, 0xFFFFFFFF, 0xFFFFFFFF, true, true> c;
+  // Resume from a finished CRC: undo the final XOR, which the engine applies again.
+  c.reset(crc ^ 0xFFFFFFFFu);
+  c.process_bytes(data, size);
+  return c.checksum();
+#endif
+}
+
+}  // namespace detail
 
 // ---- LibraryMessages ----
 

@@ -67,9 +67,22 @@ BOOST_AUTO_TEST_CASE(every_hostile_package_is_refused_clearly_and_leaves_nothing
   expectRefused("bad_specs", StatusCode::kInvalidArgument, {"input specs of model 'model'", "unknown dtype 'float99'"});
   expectRefused("mistyped_specs", StatusCode::kInvalidArgument,
                 {"input specs of model 'model'", "is malformed: a field has the wrong type", "type must be array"});
+  // A byte changed under an unchanged CRC-32, on both ways of reading an entry.
+  expectRefused("bad_crc", StatusCode::kInvalidArgument, {".wrapper.so' is corrupt", "CRC-32"});
+  expectRefused("bad_crc_deflated", StatusCode::kInvalidArgument, {".wrapper.so' is corrupt", "CRC-32"});
+  expectRefused("overlapping", StatusCode::kInvalidArgument, {"entries declare", "bytes in all", "refusing"});
+  expectRefused("many_entries", StatusCode::kInvalidArgument, {"entries; a package may hold at most 65536"});
   // Nothing escaped to where the hostile names pointed.
   BOOST_TEST(!fs::exists("/tmp/aotiplug-absolute.txt"));
   BOOST_TEST(!fs::exists(fs::temp_directory_path() / "aotiplug-escaped.txt"));
+}
+
+BOOST_AUTO_TEST_CASE(a_package_re_zipped_with_directory_entries_runs) {
+  const auto f = aotiplug_test::loadFixture("mlp");
+  aotiplug::ExecutorConfig config;
+  config.log = [](const std::string&) {};
+  aotiplug::AOTIDelegateExecutor exec(hostile("rezipped").string(), nullptr, config);
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "rezipped");
 }
 
 BOOST_AUTO_TEST_CASE(a_named_model_in_a_package_with_several_runs) {

@@ -13,16 +13,19 @@
 // (extra/aotiplug/<model>/reference_outputs.pt).
 //
 // The package is untrusted input. Opening it checks every entry name (no "..", no absolute
-// path) and every declared entry size against the archive's size (a zip bomb declares
-// gigabytes in a few bytes); a model is found by exact directory match
-// (data/aotinductor/<name>/, not a prefix). extract() writes a model's files into a
-// PrivateDirectory, keeping their relative paths, so nothing lands outside it and no two
-// files collide.
+// path; directory entries, as `zip -r` writes them, are skipped), the number of entries,
+// and the declared sizes against the archive's size, each entry's and all of them together
+// (a zip bomb declares gigabytes in a few bytes; overlapping entries declare the same bytes
+// many times over); a model is found by exact directory match (data/aotinductor/<name>/,
+// not a prefix). Every entry read or extracted is checked against its CRC-32. extract()
+// writes a model's files into a PrivateDirectory, keeping their relative paths, so nothing
+// lands outside it and no two files collide.
 //
 // Ownership: owns the archive reader. Thread safety: const member functions may be called
 // concurrently (the reader serializes its own access).
 
 #include <aotiplug/error.h>
+#include <aotiplug/export.h>
 #include <aotiplug/private_directory.h>
 #include <aotiplug/status.h>
 #include <aotiplug/tensor_spec.h>
@@ -43,6 +46,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -86,8 +90,11 @@ struct PackagedModel {
 class Pt2Package {
  public:
   // A declared entry size above kBombRatio x the archive size (plus kBombSlack) is refused.
+  // The same bound holds for the sum over all entries; and a package has at most
+  // kMaxEntries entries.
   static constexpr std::uint64_t kBombRatio = 16;
   static constexpr std::uint64_t kBombSlack = 1u << 20;
+  static constexpr std::size_t kMaxEntries = 65536;
 
   explicit Pt2Package(const std::string& path);
 
@@ -124,11 +131,17 @@ class Pt2Package {
   struct Span {
     std::uint64_t offset, size;
   };
+  // Throws unless `crc` is the CRC-32 the archive records for entry `name`.
+  void checkCrc(const std::string& name, std::uint32_t crc, std::uint32_t expected) const;
   std::optional<Span> storedSpan(const std::string& name) const;
+  // The CRC-32 the central directory records for an entry; nullopt when it has none (the
+  // directory could not be read: then the reader's own checks are all there is).
+  std::optional<std::uint32_t> recordedCrc(const std::string& name) const;
+  void readCentralDirectory();
   // Copies archive bytes into `out`: written from a populated read-only mapping of the
   // archive, or through a buffer where it cannot be mapped.
   static constexpr std::size_t kCopyChunk = std::size_t{1} << 20;
-  void copySpan(const Span& span, int out, const std::string& target) const;
+  void copySpan(const std::string& name, const Span& span, int out, const std::string& target) const;
 
   std::string path_;
   struct FileDescriptor {  // closed with the package, also when its constructor throws
@@ -144,12 +157,16 @@ class Pt2Package {
   std::uint64_t archive_size_ = 0;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
   std::vector<std::string> records_;
+  std::map<std::string, std::uint32_t> crcs_;  // by record name, from the central directory
   std::vector<PackagedModel> models_;
 };
 
 // ---------------------------------------------------------------------------------------
 
 namespace detail {
+
+// CRC-32 (the zip one), continued from `crc` (0 to start); in libaotiplug.
+AOTIPLUG_API std::uint32_t crc32(std::uint32_t crc, const void* data, std::size_t size) noexcept;
 
 inline bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -190,7 +207,39 @@ inline Pt2Package::Pt2Package(const std::string& path) : path_(path) {
   } catch (const std::exception& e) {
     fail(StatusCode::kInvalidArgument, std::string("not a readable .pt2 archive: ") + e.what());
   }
+  // Directory entries ("data/", and "" for the top folder itself) of a package re-zipped
+  // with `zip -r` hold nothing.
+  records_.erase(std::remove_if(records_.begin(), records_.end(),
+                                [](const std::string& r) { return r.empty() || r.back() == '/'; }),
+                 records_.end());
+  if (records_.size() > kMaxEntries) {
+    fail(StatusCode::kInvalidArgument, "holds " + std::to_string(records_.size()) +
+                                           " entries; a package may hold at most " +
+                                           std::to_string(kMaxEntries));
+  }
   std::sort(records_.begin(), records_.end());
+  const std::uint64_t bound = archive_size_ * kBombRatio + kBombSlack;
+  std::uint64_t declared_total = 0;
+  for (const std::string& r : records_) {
+    std::uint64_t declared = 0;
+    try {
+      declared = reader_->getRecordSize(r);
+    } catch (const c10::Error&) {
+      continue;  // readRecord names what is wrong with it, if it is ever read
+    }
+    if (declared > bound) {
+      fail(StatusCode::kInvalidArgument, "entry '" + r + "' declares " + std::to_string(declared) +
+                                             " bytes in an archive of " + std::to_string(archive_size_) +
+                                             " bytes; refusing to inflate it");
+    }
+    declared_total += declared;
+  }
+  if (declared_total > bound) {
+    fail(StatusCode::kInvalidArgument,
+         "its entries declare " + std::to_string(declared_total) + " bytes in all in an archive of " +
+             std::to_string(archive_size_) + " bytes (overlapping or bombed entries); refusing to read it");
+  }
+  readCentralDirectory();
   const std::string prefix = "data/aotinductor/";
   std::map<std::string, PackagedModel> by_name;
   for (const std::string& r : records_) {
@@ -326,6 +375,8 @@ inline std::string Pt2Package::readRecord(const std::string& name) const {
     std::string data(declared, '\0');
     const std::size_t got = reader_->getRecord(name, data.data(), data.size());
     data.resize(got);
+    // LibTorch's miniz is built without its CRC checks: check here.
+    if (const auto expected = recordedCrc(name)) checkCrc(name, detail::crc32(0, data.data(), data.size()), *expected);
     return data;
   } catch (const c10::Error& e) {
     fail(StatusCode::kInvalidArgument,
@@ -346,7 +397,7 @@ inline std::string Pt2Package::extract(const PackagedModel& m, PrivateDirectory&
       // (measured: about a fifth of package open -> first output went to reading the
       // library into a zeroed buffer and writing it out again; see copySpan).
       written = dir.writeFileWith(relative, [&](int out, const std::string& target) {
-        copySpan(*span, out, target);
+        copySpan(r, *span, out, target);
       });
     } else {
       const std::string data = readRecord(r);
@@ -374,6 +425,7 @@ inline std::optional<Pt2Package::Span> Pt2Package::storedSpan(const std::string&
   }
   const auto le16 = [&](int at) { return static_cast<unsigned>(h[at] | (h[at + 1] << 8)); };
   if (le16(0) != 0x4b50 || le16(2) != 0x0403 || le16(8) != 0 /* stored */) return std::nullopt;
+
   if (offset < header + sizeof h || offset > archive_size_ || size > archive_size_ - offset) {
     fail(StatusCode::kInvalidArgument,
          "entry '" + name + "' (" + std::to_string(size) + " bytes at offset " +
@@ -383,13 +435,85 @@ inline std::optional<Pt2Package::Span> Pt2Package::storedSpan(const std::string&
   return Span{offset, size};
 }
 
-inline void Pt2Package::copySpan(const Span& span, int out, const std::string& target) const {
+inline std::optional<std::uint32_t> Pt2Package::recordedCrc(const std::string& name) const {
+  auto it = crcs_.find(name);
+  if (it == crcs_.end()) return std::nullopt;
+  return it->second;
+}
+
+inline void Pt2Package::readCentralDirectory() {
+  // The end-of-central-directory record (signature 0x06054b50) is in the last 64 KiB + 22
+  // bytes; a zip64 archive has a locator just before it pointing at the zip64 record.
+  if (archive_.fd < 0 || archive_size_ < 22) return;
+  const auto le = [](const unsigned char* p, int n) {
+    std::uint64_t v = 0;
+    for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  };
+  const std::uint64_t tail_size = std::min<std::uint64_t>(archive_size_, 65535 + 22);
+  std::vector<unsigned char> tail(tail_size);
+  if (::pread(archive_.fd, tail.data(), tail.size(), static_cast<off_t>(archive_size_ - tail_size)) !=
+      static_cast<ssize_t>(tail.size())) {
+    return;
+  }
+  std::size_t eocd = tail.size() - 22 + 1;
+  while (eocd-- > 0) {
+    if (tail[eocd] == 0x50 && tail[eocd + 1] == 0x4b && tail[eocd + 2] == 0x05 && tail[eocd + 3] == 0x06) break;
+  }
+  if (eocd > tail.size()) return;
+  std::uint64_t count = le(&tail[eocd + 10], 2);
+  std::uint64_t cd_size = le(&tail[eocd + 12], 4);
+  std::uint64_t cd_offset = le(&tail[eocd + 16], 4);
+  if (count == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
+    const std::uint64_t locator = archive_size_ - tail_size + eocd;
+    unsigned char l[20], z[56];
+    if (locator < 20 || ::pread(archive_.fd, l, sizeof l, static_cast<off_t>(locator - 20)) != 20 ||
+        le(l, 4) != 0x07064b50) {
+      return;
+    }
+    const std::uint64_t record = le(l + 8, 8);
+    if (record > archive_size_ - sizeof z || ::pread(archive_.fd, z, sizeof z, static_cast<off_t>(record)) != 56 ||
+        le(z, 4) != 0x06064b50) {
+      return;
+    }
+    count = le(z + 32, 8);
+    cd_size = le(z + 40, 8);
+    cd_offset = le(z + 48, 8);
+  }
+  if (cd_offset > archive_size_ || cd_size > archive_size_ - cd_offset) return;
+  std::vector<unsigned char> cd(cd_size);
+  if (::pread(archive_.fd, cd.data(), cd.size(), static_cast<off_t>(cd_offset)) != static_cast<ssize_t>(cd.size())) {
+    return;
+  }
+  // Entries: signature 0x02014b50, CRC-32 at 16, name length at 28, extra at 30, comment at
+  // 32, the name at 46. Names are keyed without the archive's top folder, as records are.
+  for (std::size_t at = 0; at + 46 <= cd.size() && le(&cd[at], 4) == 0x02014b50;) {
+    const std::size_t name_len = le(&cd[at + 28], 2);
+    const std::size_t skip = 46 + name_len + le(&cd[at + 30], 2) + le(&cd[at + 32], 2);
+    if (at + skip > cd.size()) break;
+    std::string name(reinterpret_cast<const char*>(&cd[at + 46]), name_len);
+    const auto slash = name.find('/');
+    if (slash != std::string::npos) crcs_[name.substr(slash + 1)] = static_cast<std::uint32_t>(le(&cd[at + 16], 4));
+    at += skip;
+  }
+}
+
+inline void Pt2Package::checkCrc(const std::string& name, std::uint32_t crc, std::uint32_t expected) const {
+  if (crc == expected) return;
+  char text[64];
+  std::snprintf(text, sizeof text, "CRC-32 %08x, the archive records %08x", crc, expected);
+  fail(StatusCode::kInvalidArgument, "entry '" + name + "' is corrupt: its " + text);
+}
+
+inline void Pt2Package::copySpan(const std::string& name, const Span& span, int out,
+                                 const std::string& target) const {
   const auto broken = [&](const std::string& why) {
     fail(StatusCode::kUnavailable, "cannot copy into " + target + ": " + why);
   };
   const std::string ended = "the archive ended early (changed while open?)";
   // Writes [data, data + size) to `out`; false when the source became unreadable (EFAULT:
   // a mapped archive truncated meanwhile — the kernel reports it, no SIGBUS in user space).
+  std::uint32_t crc = 0;
   const auto writeAll = [&](const char* data, std::size_t size) {
     while (size > 0) {
       const ssize_t w = ::write(out, data, std::min<std::size_t>(size, kCopyChunk));
@@ -423,9 +547,19 @@ inline void Pt2Package::copySpan(const Span& span, int out, const std::string& t
   void* mapped = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, archive_.fd,
                         static_cast<off_t>(base));
   if (mapped != MAP_FAILED) {
-    const bool complete = writeAll(static_cast<const char*>(mapped) + (span.offset - base), span.size);
+    // Chunk by chunk, so the CRC is taken of bytes still in the cache. The CRC reads the
+    // mapping too: only after write() has read a chunk (no EFAULT: those pages are there).
+    const char* data = static_cast<const char*>(mapped) + (span.offset - base);
+    bool complete = true;
+    for (std::uint64_t done = 0; complete && done < span.size;) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kCopyChunk, span.size - done));
+      complete = writeAll(data + done, n);
+      if (complete) crc = detail::crc32(crc, data + done, n);
+      done += n;
+    }
     ::munmap(mapped, length);
     if (!complete) broken(ended);
+    if (const auto expected = recordedCrc(name)) checkCrc(name, crc, *expected);
     return;
   }
   // Not mappable (some file systems): through a buffer.
@@ -437,9 +571,11 @@ inline void Pt2Package::copySpan(const Span& span, int out, const std::string& t
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) broken(n == 0 ? ended : std::strerror(errno));
     writeAll(buffer.data(), static_cast<std::size_t>(n));
+    crc = detail::crc32(crc, buffer.data(), static_cast<std::size_t>(n));
     from += n;
     left -= static_cast<std::uint64_t>(n);
   }
+  if (const auto expected = recordedCrc(name)) checkCrc(name, crc, *expected);
 }
 
 inline std::vector<at::Tensor> Pt2Package::tensorsFromPickle(const std::string& record) const {

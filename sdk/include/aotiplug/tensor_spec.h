@@ -136,7 +136,8 @@ inline std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const s
         throw bad("strides do not match the rank of '" + s.name + "'");
       }
       if (s.layout == TensorSpec::Layout::kStrided && s.strides.empty()) {
-        throw bad("the strided layout of '" + s.name + "' records no strides");
+        // Written by a packager that did not record strides yet: only density is known.
+        s.strides.assign(s.sizes.size(), -1);
       }
       out.push_back(std::move(s));
     }
