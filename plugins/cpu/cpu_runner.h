@@ -4,15 +4,15 @@
 // aotiplug::cpu::CpuRunner — runs AOTInductor CPU models.
 //
 // A ModelLibraryRunner (model_library_runner.h) that accepts only "cpu" device strings and
-// refuses models compiled for CPU features this machine lacks (cpu_isa.h).
+// refuses models whose code needs CPU features this machine lacks (cpu_features.h): those
+// AOTI_CPU_ISA implies, and those its machine code uses.
 // num_models model instances run concurrently; run_single_threaded serializes runs on one
 // instance. Thread safety: as ModelContainerRunner.
 
+#include <aotiplug/cpu_features.h>
 #include <aotiplug/error.h>
 #include <aotiplug/model_library_runner.h>
 #include <aotiplug/runner_registry.h>
-
-#include "cpu_isa.h"
 
 #include <string>
 
@@ -28,16 +28,17 @@ class CpuRunner final : public ModelLibraryRunner {
 
  private:
   // Runs before the model library is loaded: the device, and the CPU features the model
-  // was compiled for (cpu_isa.h).
+  // needs (cpu_features.h).
   static const std::string& checked(const std::string& model_so_path,
                                     const std::string& device_str) {
     if (parseDevice(device_str).type() != c10::DeviceType::CPU) {
       throw Error(StatusCode::kInvalidArgument,
                   "the CPU runner serves device 'cpu' only, got '" + device_str + "'");
     }
-    const auto metadata = ModelLibrary::readMetadata(model_so_path);
-    if (auto isa = metadata.find("AOTI_CPU_ISA"); isa != metadata.end()) {
-      checkCpuIsa(model_so_path, isa->second, cpuFlags());
+    if (checkElfImage(model_so_path).empty()) {  // ModelLibrary names what is wrong otherwise
+      const auto metadata = ModelLibrary::readMetadata(model_so_path);
+      auto isa = metadata.find("AOTI_CPU_ISA");
+      checkCpuFeatures(model_so_path, isa != metadata.end() ? isa->second : std::string(), cpuFlags());
     }
     return device_str;
   }

@@ -16,7 +16,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/inductor/aoti_runner/model_container_runner_cpu.h>
 
-#include "../../plugins/cpu/cpu_isa.h"
+#include <aotiplug/cpu_features.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -343,15 +343,15 @@ BOOST_AUTO_TEST_CASE(models_needing_the_proxy_executor_are_refused) {
 BOOST_AUTO_TEST_CASE(models_for_cpu_features_this_machine_lacks_are_refused) {
   // The check itself, against a made-up CPU without AVX-512.
   const std::set<std::string> avx2_only = {"avx2", "fma", "f16c", "sse4_2"};
-  aotiplug::cpu::checkCpuIsa("m.so", "AVX2", avx2_only);
-  expectError([&] { aotiplug::cpu::checkCpuIsa("m.so", "AVX512 AVX512_VNNI", avx2_only); },
+  aotiplug::checkCpuIsa("m.so", "AVX2", avx2_only);
+  expectError([&] { aotiplug::checkCpuIsa("m.so", "AVX512 AVX512_VNNI", avx2_only); },
               StatusCode::kIncompatible, {"m.so", "'AVX512 AVX512_VNNI'", "lacks avx512f", "avx512_vnni",
                                           "illegal instruction"});
-  aotiplug::cpu::checkCpuIsa("m.so", "SOMETHING_NEW", avx2_only);  // unknown: not refused
+  aotiplug::checkCpuIsa("m.so", "SOMETHING_NEW", avx2_only);  // unknown: not refused
 
   // cpuFlags() (CPUID and XCR0) agrees with the kernel's /proc/cpuinfo on every flag the
   // check uses.
-  const auto flags = aotiplug::cpu::cpuFlags();
+  const auto flags = aotiplug::cpuFlags();
   std::set<std::string> proc;
   {
     std::ifstream in("/proc/cpuinfo");
@@ -363,8 +363,13 @@ BOOST_AUTO_TEST_CASE(models_for_cpu_features_this_machine_lacks_are_refused) {
     }
   }
   if (!proc.empty()) {
-    for (const char* f : {"sse2", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512vl",
-                          "avx512bw", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8"}) {
+    for (const char* f : {"sse2", "pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "abm", "movbe",
+                          "aes", "pclmulqdq", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "adx",
+                          "sha_ni", "gfni", "vaes", "vpclmulqdq", "avx_vnni", "avx512f",
+                          "avx512dq", "avx512vl", "avx512bw", "avx512cd", "avx512ifma",
+                          "avx512vbmi", "avx512_vbmi2", "avx512_vnni", "avx512_bitalg",
+                          "avx512_vpopcntdq", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+                          "amx_int8"}) {
       BOOST_TEST_CONTEXT("flag " << f) { BOOST_TEST(flags.count(f) == proc.count(f)); }
     }
   }
@@ -545,4 +550,35 @@ BOOST_AUTO_TEST_CASE(constants_of_unknown_shape_are_checked_exactly) {
   expectError([&] { ours->run(f.inputs); }, StatusCode::kFailedPrecondition, {"no value for 'fc1.weight'"});
   ours->update_constant_buffer(a, false, true);
   aotiplug_test::expectCloseToEager(ours->run(f.inputs), f.outputs, "the right shapes");
+}
+
+BOOST_AUTO_TEST_CASE(the_instruction_sets_a_models_code_uses_are_found_and_checked) {
+  // AOTInductor compiles with -march=native: what counts is what the machine code uses.
+  const auto flags = aotiplug::cpuFlags();
+  const auto test_library = aotiplug_test::buildRoot() / "tests" / "plugins" / "libtest_avx512_code.so";
+  const auto used_by_test = aotiplug::cpuFeaturesUsedBy(test_library.string());
+  if (!used_by_test) {
+    BOOST_TEST_MESSAGE("libaotiplug was built without a disassembler: only AOTI_CPU_ISA is checked");
+    return;
+  }
+  // A library with AVX-512 code (built by the test suite with -mavx512f -mavx512bw).
+  BOOST_TEST(used_by_test->count("avx512f") == 1u);
+  BOOST_TEST(used_by_test->count("avx512bw") == 1u);
+  const std::set<std::string> avx2_machine = {"sse2", "pni", "ssse3", "sse4_1", "sse4_2", "popcnt",
+                                              "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm"};
+  expectError([&] { aotiplug::checkCpuFeatures(test_library.string(), "AVX2", avx2_machine); },
+              StatusCode::kIncompatible,
+              {"uses instructions this CPU lacks", "avx512bw", "avx512f", "-march=native"});
+  // Every fixture was compiled on this machine: its code uses only what this CPU has, and
+  // at least the vector ISA it was compiled for.
+  for (const std::string& name : aotiplug_test::fixtureNames()) {
+    Fixture f = loadFixture(name);
+    const auto used = aotiplug::cpuFeaturesUsedBy(f.so.string());
+    BOOST_REQUIRE(used.has_value());
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_TEST(used->count("avx") == 1u);
+      for (const auto& u : *used) BOOST_TEST(flags.count(u) == 1u, "uses " << u);
+      aotiplug::checkCpuFeatures(f.so.string(), "", flags);
+    }
+  }
 }

@@ -5,6 +5,7 @@
 // defines one concept and says who owns what and what is thread-safe.
 
 #include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/cpu_features.h>
 #include <aotiplug/delegate_executor.h>
 #include <aotiplug/elf_image_check.h>
 #include <aotiplug/error.h>
