@@ -10,6 +10,8 @@
 
 #include <ATen/Tensor.h>
 
+#include <signal.h>
+
 #include <string>
 #include <vector>
 
@@ -46,6 +48,14 @@ std::string tensorHash(const at::Tensor& t);
 
 // Whether standard error is a terminal (progress indicators are shown only then).
 bool stderrIsTerminal();
+
+// For commands that extract packages: SIGINT, SIGTERM and SIGHUP are blocked in every
+// thread (call it before any thread starts) and waited for by a thread of its own, which
+// removes this process's extraction directories and then dies of the signal as the process
+// would have. Child processes are started with the signals unblocked (childSignalMask()).
+void removeExtractionsOnSignals();
+// The signal mask for posix_spawnattr_setsigmask: nothing blocked.
+const sigset_t* childSignalMask();
 
 // The commands. Each parses its own arguments (argv[0] is the command name).
 int runPluginsCommand(int argc, char** argv);

@@ -4,16 +4,21 @@
 #include "cli_config.h"
 
 #include <aotiplug/manifest.h>
+#include <aotiplug/private_directory.h>
 
 #include <ATen/ops/empty.h>
 #include <c10/core/DeviceType.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
+#include <thread>
 
 namespace aotiplug::cli {
 
@@ -93,5 +98,39 @@ std::string tensorHash(const at::Tensor& t) {
 }
 
 bool stderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+namespace {
+sigset_t terminatingSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+}  // namespace
+
+void removeExtractionsOnSignals() {
+  const sigset_t set = terminatingSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) return;
+    PrivateDirectory::removeAllLive();
+    // Die of the signal, as without this thread: the default action, unblocked here.
+    std::signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    ::raise(sig);
+  }).detach();
+}
+
+const sigset_t* childSignalMask() {
+  static const sigset_t none = [] {
+    sigset_t s;
+    sigemptyset(&s);
+    return s;
+  }();
+  return &none;
+}
 
 }  // namespace aotiplug::cli

@@ -48,7 +48,12 @@ ProbeOutcome probeInChild(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setsigmask(&attributes, childSignalMask());
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  const int rc = posix_spawn(&pid, self.c_str(), &actions, &attributes, argv.data(), environ);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
   if (rc != 0) {

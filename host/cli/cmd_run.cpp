@@ -135,6 +135,8 @@ int runRunCommand(int argc, char** argv) {
     throw po::error("--iters and --warmup must be >= 0 and --threads >= 1");
   }
   const bool json = vm.count("json") != 0;
+  // Before any thread starts: an interrupted run removes what it extracted.
+  removeExtractionsOnSignals();
 
   PluginLoader loader;
   const auto records = loadPlugins(loader, vm["plugins"].as<std::string>());

@@ -101,7 +101,12 @@ std::string ensureDemoPackage(const std::string& cache_dir_arg) {
   std::string arg0 = python, arg1 = script.string(), arg2 = "--out", arg3 = target.string();
   char* argv[] = {arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
   pid_t pid = 0;
-  const int spawn_error = posix_spawn(&pid, python.c_str(), &actions, nullptr, argv, envp.data());
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setsigmask(&attributes, childSignalMask());
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  const int spawn_error = posix_spawn(&pid, python.c_str(), &actions, &attributes, argv, envp.data());
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (spawn_error != 0) {
     throw Error(StatusCode::kUnavailable, "cannot start " + python + " to compile the demo model: " +

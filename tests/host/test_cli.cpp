@@ -6,8 +6,20 @@
 
 #include "../common/fixtures.h"
 
+#include <aotiplug/private_directory.h>
+
 #include <ATen/ops/randn.h>
 #include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
@@ -264,4 +276,91 @@ BOOST_AUTO_TEST_CASE(a_runner_returning_too_few_outputs_is_an_error_saying_so) {
   BOOST_TEST(r.exit_code == 1, r.out);
   BOOST_TEST(contains(r.err, "returned 0 output(s), expected 1"), r.err);
   BOOST_TEST(!contains(r.out, "DO NOT match"), "never reported as an eager mismatch");
+}
+
+namespace {
+
+// Starts the CLI in the background with TMPDIR set (its extraction directories go there).
+pid_t startCli(std::vector<std::string> args, const std::string& tmpdir) {
+  args.insert(args.begin(), cli());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage = {"TMPDIR=" + tmpdir};
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "TMPDIR=", 7) != 0) env_storage.emplace_back(*e);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  BOOST_REQUIRE(rc == 0);
+  return pid;
+}
+
+std::vector<fs::path> extractions(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string().rfind("aotiplug-model-", 0) == 0) out.push_back(e.path());
+  }
+  return out;
+}
+
+// Waits (at most 60 s) until the CLI has extracted its model.
+bool waitForExtraction(const fs::path& dir) {
+  for (int i = 0; i < 600; ++i) {
+    if (!extractions(dir).empty()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+int waitFor(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(extraction_directories_do_not_outlive_their_host) {
+  const auto f = aotiplug_test::loadFixture("mlp");
+  aotiplug_test::TempDir tmp;
+  const std::vector<std::string> forever = {"run", f.pt2.string(), "--plugins", pluginDir(),
+                                            "--iters", "100000000"};
+  // SIGINT and SIGTERM: the CLI removes its own, then dies of the signal.
+  for (int sig : {SIGTERM, SIGINT}) {
+    BOOST_TEST_CONTEXT("signal " << sig) {
+      const pid_t pid = startCli(forever, tmp.str());
+      BOOST_REQUIRE(waitForExtraction(tmp.path()));
+      ::kill(pid, sig);
+      const int status = waitFor(pid);
+      BOOST_TEST(WIFSIGNALED(status));
+      BOOST_TEST((WIFSIGNALED(status) && WTERMSIG(status) == sig));
+      BOOST_TEST(extractions(tmp.path()).empty());
+    }
+  }
+  // SIGKILL: nothing can run, the directory stays ...
+  const pid_t killed = startCli(forever, tmp.str());
+  BOOST_REQUIRE(waitForExtraction(tmp.path()));
+  ::kill(killed, SIGKILL);
+  waitFor(killed);
+  const auto left = extractions(tmp.path());
+  BOOST_REQUIRE_EQUAL(left.size(), 1u);
+  // ... until the next host starts, which removes it — and not the directory of a host that
+  // is still alive (this test process holds one).
+  aotiplug::PrivateDirectory alive("aotiplug-model-", tmp.str());
+  const pid_t next = startCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--iters", "1"}, tmp.str());
+  const int status = waitFor(next);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  BOOST_TEST(!fs::exists(left.front()), "the killed host's directory was removed");
+  BOOST_TEST(fs::exists(alive.path()), "a live host's directory was kept");
+  BOOST_TEST(extractions(tmp.path()).size() == 1u);
 }

@@ -6,7 +6,8 @@
 //
 // Construction: opens the package (Pt2Package), picks the model (the only one, or the
 // named one), extracts its files into a private directory (mode 0700, removed with the
-// executor, also when construction fails), and creates the runner through the typed
+// executor, also when construction fails; the first executor of a process also removes
+// the directories hosts that died left in the same place), and creates the runner through the typed
 // registry for the device the package records (AOTI_DEVICE_KEY) unless the config names
 // another. num_models = ExecutorConfig::maxNumConcurrentThreads. Weights stored outside
 // the model library (a weights blob, or data/weights/) are loaded; otherwise the weights
@@ -55,6 +56,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -160,6 +162,15 @@ inline AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_pat
                     (registered.empty() ? std::string("none") : registered) + ")");
   }
 
+  // Once per process and place: what hosts that died left behind there.
+  static std::mutex cleaned_mutex;
+  static std::set<std::string> cleaned;
+  {
+    std::lock_guard<std::mutex> lock(cleaned_mutex);
+    if (cleaned.insert(config_.extractionDir).second) {
+      PrivateDirectory::removeStale("aotiplug-model-", config_.extractionDir);
+    }
+  }
   directory_ = std::make_unique<PrivateDirectory>("aotiplug-model-", config_.extractionDir);
   const std::string so_path = package_->extract(*model_, *directory_);
   try {
