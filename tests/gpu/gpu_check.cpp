@@ -10,9 +10,16 @@
 //      device's current stream and on a stream of our own, and compares with eager;
 //   3. times run() against upstream's AOTIModelContainerRunnerCuda on the same .so
 //      (interleaved rounds, medians and ratio);
-//   4. hot-swaps the weights on the GPU and checks the new eager outputs, then swaps back.
+//   4. hot-swaps the weights on the GPU and checks the new eager outputs, then swaps back;
+//   5. the stream contract (cuda_runner.h): runs queued on a stream of our own, never waited
+//      for, while the weights are swapped after each — every output must come from the
+//      weights active when its run was queued;
+//   6. devices: "cuda" resolved to "cuda:0", inputs on another device refused naming them;
+//   7. a plain aoti_compile_and_package package (--plain): its inputs checked from the
+//      wrapper source on the GPU, and its outputs against eager.
 //
-//   gpu_check --plugins DIR --package model.pt2 --data model.data.pt --out results.json
+//   gpu_check --plugins DIR --package model.pt2 --data model.data.pt [--plain plain.pt2]
+//             --out results.json
 #include <aotiplug/aoti_delegate_executor.h>
 #include <aotiplug/registration_log.h>
 #include <aotiplug/runner_registry.h>
@@ -198,8 +205,71 @@ int main(int argc, char** argv) {
                        {"new_weights_diff", after_commit},
                        {"swapped_back_diff", swapped_back},
                        {"ok", before_commit < 2e-3 && after_commit < 2e-3 && swapped_back < 2e-3}};
+    // 5. the stream contract: queued runs keep the weights they were queued with.
+    {
+      std::vector<at::Tensor> queued;
+      std::vector<bool> queued_with_b;
+      for (int i = 0; i < 24; ++i) {
+        const bool b = i % 2 == 0;
+        exec.processWeights(std::make_shared<Weights>(b ? wb : wa));
+        exec.commitWeights();
+        queued.push_back(exec.runner().run(gpu_inputs, side.stream()).at(0));  // not waited for
+        queued_with_b.push_back(b);
+      }
+      c10::cuda::device_synchronize();
+      double worst = 0;
+      for (std::size_t i = 0; i < queued.size(); ++i) {
+        worst = std::max(worst, maxAbsDiff({queued[i]}, queued_with_b[i] ? outputs_b : outputs));
+      }
+      exec.processWeights(std::make_shared<Weights>(wa));
+      exec.commitWeights();
+      results["stream_contract"] = {{"runs", queued.size()}, {"worst_diff", worst}, {"ok", worst < 2e-3}};
+    }
+
+    // 6. devices
+    {
+      std::string refused;
+      try {
+        exec.run(inputs);  // on the CPU
+      } catch (const aotiplug::Error& e) {
+        refused = e.what();
+      }
+      results["devices"] = {{"resolved", exec.device()},
+                            {"cpu_input_refused", refused},
+                            {"ok", exec.device() == "cuda:0" && refused.find("input 0") != std::string::npos &&
+                                       refused.find("on cpu") != std::string::npos}};
+    }
+
+    // 7. a plain package on the GPU
+    bool plain_ok = true;
+    if (args.count("--plain") != 0) {
+      aotiplug::AOTIDelegateExecutor plain(args.at("--plain"), nullptr, config);
+      const auto& specs = plain.packagedModel().inputs;
+      nlohmann::json refusals = nlohmann::json::array();
+      for (const auto& wrong : {std::vector<at::Tensor>{gpu_inputs.at(0).to(at::kHalf)},
+                                std::vector<at::Tensor>{gpu_inputs.at(0).reshape({16, 2048})},
+                                std::vector<at::Tensor>{inputs.at(0)}}) {
+        try {
+          plain.run(wrong);
+          refusals.push_back("NOT REFUSED");
+        } catch (const aotiplug::Error& e) {
+          refusals.push_back(e.what());
+        }
+      }
+      const double plain_diff = maxAbsDiff(plain.run(gpu_inputs), outputs);
+      bool all_refused = true;
+      for (const auto& r : refusals) all_refused = all_refused && r.get<std::string>().find("input 0") != std::string::npos;
+      plain_ok = !specs.empty() && specs[0].device == c10::DeviceType::CUDA && all_refused && plain_diff < 2e-3;
+      results["plain_package"] = {{"specs_source", plain.packagedModel().specs_source},
+                                  {"spec", specs.empty() ? std::string() : specs[0].describe()},
+                                  {"refusals", refusals},
+                                  {"eager_max_abs_diff", plain_diff},
+                                  {"ok", plain_ok}};
+    }
     results["ok"] = results["eager_match"].get<bool>() && results["swap"]["ok"].get<bool>() &&
-                    results["side_stream_max_abs_diff"].get<double>() < 2e-3;
+                    results["side_stream_max_abs_diff"].get<double>() < 2e-3 &&
+                    results["stream_contract"]["ok"].get<bool>() && results["devices"]["ok"].get<bool>() &&
+                    plain_ok;
   } catch (const std::exception& e) {
     results["error"] = e.what();
     write();

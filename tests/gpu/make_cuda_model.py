@@ -40,6 +40,14 @@ def main() -> int:
     start = time.time()
     package_model(model, (x,), os.path.join(args.out, "model.pt2"))
     print(f"compiled the CUDA model in {time.time() - start:.1f} s", flush=True)
+    # The same model as most users package it: plain aoti_compile_and_package, a dynamic
+    # batch, no aotiplug metadata (its input checks come from the wrapper source).
+    start = time.time()
+    batch = torch.export.Dim("batch", min=1, max=256)
+    with torch.no_grad():
+        ep = torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch}})
+    torch._inductor.aoti_compile_and_package(ep, package_path=os.path.join(args.out, "plain.pt2"))
+    print(f"compiled the plain CUDA package in {time.time() - start:.1f} s", flush=True)
     with torch.no_grad():
         state_a = {k: v.detach().clone() for k, v in model.state_dict().items()}
         outputs = [model(x)]

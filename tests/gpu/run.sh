@@ -59,7 +59,7 @@ TORCHINDUCTOR_CACHE_DIR=$PWD/build-gpu/inductor "$PY" tests/gpu/make_cuda_model.
 
 step "run, compare, time, swap"
 build-gpu/tests/gpu/gpu_check --plugins build-gpu/plugins --package build-gpu/gpu-model/model.pt2 \
-  --data build-gpu/gpu-model/model.data.pt --out "$OUT/gpu_results.json"
+  --plain build-gpu/gpu-model/plain.pt2 --data build-gpu/gpu-model/model.data.pt --out "$OUT/gpu_results.json"
 rc=$?
 step "done (exit $rc); results in $OUT/gpu_results.json"
 exit $rc
