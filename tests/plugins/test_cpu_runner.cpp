@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../common/fixtures.h"
+#include "../common/build_plugins.h"
 
 #include <aotiplug/host/plugin_loader.h>
 #include <aotiplug/runner_registry.h>
@@ -39,18 +40,8 @@ using aotiplug_test::Fixture;
 using aotiplug_test::loadFixture;
 namespace fs = std::filesystem;
 
-// Loads the real plugins once for the whole module.
-struct LoadPlugins {
-  aotiplug::PluginLoader loader;
-  LoadPlugins() {
-    const auto dir = (aotiplug_test::buildRoot() / "plugins").string();
-    for (const auto& r : loader.loadDirectory(dir)) {
-      BOOST_TEST_MESSAGE("plugin " << r.path << ": " << aotiplug::pluginStateName(r.state)
-                                   << " " << r.reason);
-    }
-  }
-};
-BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+using BuildPlugins = aotiplug_test::BuildPlugins;
+BOOST_TEST_GLOBAL_FIXTURE(BuildPlugins);
 
 std::unique_ptr<ModelContainerRunner> cpuRunner(const fs::path& so, std::size_t n = 1,
                                                 bool single = false) {

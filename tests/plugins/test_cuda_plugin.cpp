@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../common/fixtures.h"
+#include "../common/build_plugins.h"
 #include "../common/package_edit.h"
 
 #include <aotiplug/aoti_delegate_executor.h>
@@ -50,11 +51,8 @@ std::vector<std::string> neededLibraries(const fs::path& path) {
   return out;
 }
 
-struct LoadPlugins {
-  aotiplug::PluginLoader loader;
-  LoadPlugins() { loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string()); }
-};
-BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+using BuildPlugins = aotiplug_test::BuildPlugins;
+BOOST_TEST_GLOBAL_FIXTURE(BuildPlugins);
 
 bool haveGpu() { return c10::cuda::device_count() > 0; }
 

@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE library_checks
 #include <boost/test/unit_test.hpp>
 
+#include "../common/build_plugins.h"
 #include "../common/fixtures.h"
 
 #include <aotiplug/host/plugin_loader.h>
@@ -25,9 +26,7 @@ struct Setup {
   aotiplug::PluginLoader loader;
   Setup() {
     ::setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 1);  // before any model library is loaded
-    for (const auto& r : loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string())) {
-      if (!r.loaded()) throw std::runtime_error("plugin " + r.path + " not loaded: " + r.reason);
-    }
+    aotiplug_test::loadBuildPlugins(loader);
   }
 };
 BOOST_TEST_GLOBAL_FIXTURE(Setup);

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../common/fixtures.h"
+#include "../common/build_plugins.h"
 
 #include <aotiplug/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
@@ -29,11 +30,8 @@ using aotiplug_test::Fixture;
 using aotiplug_test::loadFixture;
 namespace fs = std::filesystem;
 
-struct LoadPlugins {
-  aotiplug::PluginLoader loader;
-  LoadPlugins() { loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string()); }
-};
-BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+using BuildPlugins = aotiplug_test::BuildPlugins;
+BOOST_TEST_GLOBAL_FIXTURE(BuildPlugins);
 
 std::shared_ptr<Weights> weights(const std::map<std::string, at::Tensor>& w) {
   return std::make_shared<Weights>(w);

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../common/fixtures.h"
+#include "../common/build_plugins.h"
 
 #include <aotiplug/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
@@ -16,11 +17,8 @@ using aotiplug::StatusCode;
 using aotiplug_test::expectError;
 namespace fs = std::filesystem;
 
-struct LoadPlugins {
-  aotiplug::PluginLoader loader;
-  LoadPlugins() { loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string()); }
-};
-BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+using BuildPlugins = aotiplug_test::BuildPlugins;
+BOOST_TEST_GLOBAL_FIXTURE(BuildPlugins);
 
 fs::path hostile(const std::string& name) {
   return fs::path(aotiplug_test::requireEnv("AOTIPLUG_HOSTILE")) / (name + ".pt2");

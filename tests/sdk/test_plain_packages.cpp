@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../common/fixtures.h"
+#include "../common/build_plugins.h"
 
 #include <aotiplug/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
@@ -26,15 +27,8 @@ using aotiplug_test::Fixture;
 using aotiplug_test::loadFixture;
 namespace fs = std::filesystem;
 
-struct LoadPlugins {
-  aotiplug::PluginLoader loader;
-  LoadPlugins() {
-    for (const auto& r : loader.loadDirectory((aotiplug_test::buildRoot() / "plugins").string())) {
-      if (!r.loaded()) throw std::runtime_error("plugin " + r.path + " not loaded: " + r.reason);
-    }
-  }
-};
-BOOST_TEST_GLOBAL_FIXTURE(LoadPlugins);
+using BuildPlugins = aotiplug_test::BuildPlugins;
+BOOST_TEST_GLOBAL_FIXTURE(BuildPlugins);
 
 ExecutorConfig quiet() {
   ExecutorConfig c;

@@ -55,6 +55,7 @@
 #include <aotiplug/writer_preferring_mutex.h>
 
 #include <ATen/ops/alias.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/core/Device.h>
 #include <c10/core/DeviceGuard.h>
@@ -135,9 +136,10 @@ class ModelLibraryRunner : public ModelContainerRunner {
   std::string missingIn(int b) const;
   // Recomputes buffer b's state from what it holds (kLoaded when complete).
   void settle(int b, bool folded = false);
-  // The guard that makes the runner's device current (none for the CPU).
-  std::optional<c10::Device> guardDevice() const {
-    return device_.type() == c10::DeviceType::CPU ? std::nullopt : std::optional<c10::Device>(device_);
+  // Makes the runner's device current for a scope (nothing to do for the CPU). On the heap:
+  // c10::OptionalDeviceGuard trips GCC's maybe-uninitialized warning at -O1.
+  std::unique_ptr<c10::DeviceGuard> deviceGuard() const {
+    return device_.type() == c10::DeviceType::CPU ? nullptr : std::make_unique<c10::DeviceGuard>(device_);
   }
   // Validates and normalizes one update; returns the map to hand to the library.
   ConstantMap prepareUpdate(const ConstantMap& constants, bool use_inactive,
@@ -211,7 +213,7 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
   }
   const std::string device_string = device_.str();
   {
-    c10::OptionalDeviceGuard guard(guardDevice());
+    const auto guard = deviceGuard();
     library_ = std::make_unique<ModelLibrary>(model_so_path, num_models, device_string, cubin_dir);
   }
   if (run_single_threaded && !library_->features().run_single_threaded) {
@@ -385,7 +387,7 @@ inline ConstantMap ModelLibraryRunner::extract_constants_map(bool use_inactive) 
                     (use_inactive ? "inactive" : "active") +
                     " constant buffer holds no constants");
   }
-  c10::OptionalDeviceGuard guard(guardDevice());
+  const auto guard = deviceGuard();
   const auto runs = lockRunsIfUnfolded();
   ConstantMap all = library_->extractConstantsMap(use_inactive);
   // Only what the buffer validly holds (entries of a freed buffer point into freed memory).
@@ -493,7 +495,13 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
       // dereference a missing entry), and provide the value ourselves where borrowing
       // could dangle.
       if (!filled_[source][i]) {
-        if (!needed(i)) continue;
+        if (!needed(i) && (!c.sizes.empty() || c.data_size == 0) &&
+            std::any_of(c.sizes.begin(), c.sizes.end(), [](std::int64_t n) { return n == 0; })) {
+          // An empty parameter nobody supplied: give the library an empty tensor of its
+          // shape to copy, rather than let it look for one in the active buffer.
+          prepared.emplace(c.name, at::empty(c.sizes, at::TensorOptions().dtype(c.dtype).device(device_)));
+          continue;
+        }
         throw Error(StatusCode::kInvalidArgument,
                     "model " + model + ": " + describeConstant(c) + " (" + constantKindName(c.kind) +
                         ") was not supplied and the active buffer has no value to copy");
@@ -547,7 +555,7 @@ inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& consta
                 "model library " + info_.model_path +
                     " does not support user-managed constant buffers");
   }
-  c10::OptionalDeviceGuard guard(guardDevice());
+  const auto guard = deviceGuard();
   // Changing the active buffer, or any buffer in single-threaded mode (the library's
   // single-threaded run takes no lock), must wait for runs in flight; so must an inactive
   // update while a run may be folding the active buffer (lockRunsIfUnfolded) — also while
@@ -662,7 +670,7 @@ inline void ModelLibraryRunner::foldOnStream(bool use_inactive, void* stream) {
                     (use_inactive ? "inactive" : "active") + " constant buffer, it has no value for " +
                     missing);
   }
-  c10::OptionalDeviceGuard guard(guardDevice());
+  const auto guard = deviceGuard();
   // Exclusive even for the inactive buffer: the library folds on a model instance taken
   // from the same pool as runs, and under steady load it waits for a free one for a long
   // time (measured: 50-390 ms per fold with one instance and one busy thread). Waiting for
@@ -691,7 +699,7 @@ inline void ModelLibraryRunner::swap_constant_buffer() {
                                    " (left out of a partial update, or left behind by a failed "
                                    "one); supply them before swapping"));
   }
-  c10::OptionalDeviceGuard guard(guardDevice());
+  const auto guard = deviceGuard();
   std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
   waitForDevice();
   library_->swapConstantBuffer();
@@ -707,7 +715,7 @@ inline void ModelLibraryRunner::free_inactive_constant_buffer() {
                     "secondary buffer is active (torch <= 2.11's RunSingleThreaded would then "
                     "fail on the freed buffer's state)");
   }
-  c10::OptionalDeviceGuard guard(guardDevice());
+  const auto guard = deviceGuard();
   const auto runs = lockRunsIfUnfolded();
   const int inactive = targetIndex(true);
   library_->freeInactiveConstantBuffer();
@@ -720,7 +728,7 @@ inline void ModelLibraryRunner::free_inactive_constant_buffer() {
 
 inline void ModelLibraryRunner::update_constants_from_blob(const void* blob, std::size_t size) {
   std::lock_guard<std::mutex> weights(weights_mutex_);
-  c10::OptionalDeviceGuard guard(guardDevice());
+  const auto guard = deviceGuard();
   std::unique_lock<WriterPreferringMutex> exclusive(run_mutex_);
   const int active = activeIndex();
   waitForDevice();
