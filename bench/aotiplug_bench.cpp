@@ -323,17 +323,29 @@ json pluginScan(const Args& a, int count, int rounds) {
     copy[at + offsetof(aotiplug::ManifestData, devices)] = static_cast<char>(types[i % 20]);
     dir.writeFile(std::string("lib") + name + ".so", copy.data(), copy.size());
   }
+  // The first load scans every plugin in a child process (plugin_scan.h); the rounds after
+  // it find the verdicts in the cache, as every start of a host after the first does.
+  aotiplug::PrivateDirectory cache("aotiplug-bench-scan-");
+  aotiplug::LoaderOptions options;
+  options.scan.cache_file = cache.path() + "/scan.json";
   std::vector<double> ms;
+  double first_ms = 0;
   std::size_t loaded = 0, rejected = 0;
-  for (int r = 0; r < rounds; ++r) {
-    aotiplug::PluginLoader loader;
+  for (int r = 0; r <= rounds; ++r) {
+    aotiplug::PluginLoader loader(options);
     const auto t0 = Clock::now();
     const auto records = loader.loadDirectory(dir.path());
-    ms.push_back(us(Clock::now() - t0) / 1000.0);
+    const double t = us(Clock::now() - t0) / 1000.0;
+    if (r == 0) {
+      first_ms = t;
+    } else {
+      ms.push_back(t);
+    }
     loaded = rejected = 0;
     for (const auto& rec : records) (rec.loaded() ? loaded : rejected)++;
   }
-  return {{"plugins", count}, {"loaded", loaded}, {"rejected", rejected}, {"ms", stats(ms)}};
+  return {{"plugins", count}, {"loaded", loaded}, {"rejected", rejected}, {"ms", stats(ms)},
+          {"first_scan_ms", first_ms}};
 }
 
 // --profile ours|runner|upstream: only run() on the tiny model, `iters` times (open,

@@ -42,8 +42,10 @@ def main() -> int:
             tp["scaling_2x2_vs_1x1"] >= 1.8)
     if "plugin_scan" in r:
         ps = r["plugin_scan"]
-        row("5. scan + load 100 plugins (median)", f"{ps['ms']['median']:.1f} ms ({ps['loaded']} loaded, "
-            f"{ps['rejected']} rejected: duplicate device types)", "<= 100 ms", ps["ms"]["median"] <= 100)
+        row("5. scan + load 100 plugins (median, verdicts cached)",
+            f"{ps['ms']['median']:.1f} ms ({ps['loaded']} loaded or fallback, {ps['rejected']} rejected; "
+            f"first start, scanned in a child: {ps.get('first_scan_ms', 0):.0f} ms)", "<= 100 ms",
+            ps["ms"]["median"] <= 100)
     width = max(len(w) for w, *_ in rows)
     for what, value, target, verdict in rows:
         print(f"{what:<{width}}  {value:<48} {target:<9} {verdict}")

@@ -34,11 +34,8 @@ std::string defaultPluginDir();
 // The directory holding the running executable.
 std::string executableDir();
 
-// Loads the plugins of `dir` into `loader`; returns their records.
-std::vector<PluginRecord> loadPlugins(PluginLoader& loader, const std::string& dir);
-
-// JSON view of a plugin record.
-nlohmann::json toJson(const PluginRecord& record);
+// Loads the plugins of `dir` into `loader`; returns what happened.
+DirectoryLoad loadPlugins(PluginLoader& loader, const std::string& dir);
 
 // "float32 [2, 10]".
 std::string describeTensor(const at::Tensor& t);

@@ -42,38 +42,8 @@ std::string defaultPluginDir() {
   return (exe.parent_path() / AOTIPLUG_CLI_LIBDIR / "aotiplug" / "plugins").lexically_normal().string();
 }
 
-std::vector<PluginRecord> loadPlugins(PluginLoader& loader, const std::string& dir) {
+DirectoryLoad loadPlugins(PluginLoader& loader, const std::string& dir) {
   return loader.loadDirectory(fs::absolute(dir).lexically_normal().string());
-}
-
-nlohmann::json toJson(const PluginRecord& r) {
-  nlohmann::json j;
-  j["path"] = r.path;
-  j["state"] = pluginStateName(r.state);
-  j["problem"] = r.problem == PluginProblem::kNone ? nlohmann::json() : nlohmann::json(pluginProblemName(r.problem));
-  j["reason"] = r.reason;
-  if (r.manifest) {
-    const PluginManifest& m = *r.manifest;
-    j["name"] = m.name;
-    j["version"] = m.version;
-    j["abi"] = std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor);
-    j["torch_version"] = m.torch_version;
-    j["cxx11_abi"] = m.cxx11_abi;
-    j["sdk_version"] = m.sdk_version;
-    nlohmann::json devices = nlohmann::json::array();
-    for (c10::DeviceType d : m.devices) devices.push_back(c10::DeviceTypeName(d, true));
-    j["devices"] = devices;
-  }
-  nlohmann::json regs = nlohmann::json::array();
-  for (const auto& reg : r.registrations) {
-    regs.push_back({{"device", c10::DeviceTypeName(reg.device_type, true)},
-                    {"priority", reg.priority},
-                    {"active", reg.active},
-                    {"lost_to", reg.lost_to}});
-  }
-  j["registrations"] = regs;
-  j["warnings"] = r.warnings;
-  return j;
 }
 
 std::string describeTensor(const at::Tensor& t) {

@@ -2,22 +2,18 @@
 // aotiplug plugin check: inspect one plugin without trusting it.
 #include "cli.h"
 
+#include <aotiplug/host/child_process.h>
 #include <aotiplug/host/manifest_reader.h>
 #include <aotiplug/host/plugin_probe.h>
 
 #include <boost/program_options.hpp>
 #include <c10/core/DeviceType.h>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-
-extern char** environ;
+#include <sstream>
 
 namespace aotiplug::cli {
 
@@ -27,63 +23,41 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ProbeOutcome {
-  bool crashed = false;
-  std::string crash;      // "signal 11 (Segmentation fault)"
+  bool crashed = false;   // did not finish with a report: crashed, exited, hung
+  bool timed_out = false;
+  std::string stage;      // what it was doing then
+  std::string crash;      // "died of signal 11 (Segmentation fault) while loading"
   nlohmann::json report;  // the child's ProbeReport, when it finished
 };
 
-// Runs `aotiplug plugin __probe ...` in a child process and collects its JSON report.
-ProbeOutcome probeInChild(const std::vector<std::string>& args) {
-  std::vector<std::string> argv_storage = {"/proc/self/exe", "plugin", "__probe"};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) throw Error(StatusCode::kInternal, "pipe() failed");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
-  pid_t pid = 0;
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setsigmask(&attributes, childSignalMask());
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
-  const int rc = posix_spawn(&pid, self.c_str(), &actions, &attributes, argv.data(), environ);
-  posix_spawnattr_destroy(&attributes);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (rc != 0) {
-    ::close(pipe_fds[0]);
-    throw Error(StatusCode::kInternal, std::string("cannot start the probe process: ") + std::strerror(rc));
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(pipe_fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+// Runs `aotiplug plugin __probe ...` in a child process, with a deadline per stage, and
+// collects its JSON report and how it ended.
+ProbeOutcome probeInChild(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv = {fs::read_symlink("/proc/self/exe").string(), "plugin", "__probe"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string stage = "starting";
   ProbeOutcome outcome;
-  if (WIFSIGNALED(status)) {
+  const ChildResult child = runChild(argv, timeout, [&](const std::string& line) {
+    if (line.rfind("stage ", 0) == 0) {
+      stage = line.substr(6);
+      return timeout;
+    }
+    if (line.rfind("report ", 0) == 0) outcome.report = nlohmann::json::parse(line.substr(7), nullptr, false);
+    return std::chrono::milliseconds(0);
+  });
+  const bool reported = outcome.report.is_object();
+  if (!child.succeeded() || !reported) {
     outcome.crashed = true;
-    outcome.crash = "signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
-    return outcome;
-  }
-  outcome.report = nlohmann::json::parse(out, nullptr, false);
-  if (outcome.report.is_discarded() || !outcome.report.is_object()) {
-    outcome.crashed = true;
-    outcome.crash = "the probe process exited with status " + std::to_string(WEXITSTATUS(status)) +
-                    " without a report";
+    outcome.timed_out = child.timed_out;
+    outcome.stage = stage;
+    outcome.crash = child.describe() + " while " + (stage == "starting" ? "starting" : stage) +
+                    (reported ? "" : ", without a report");
+    std::istringstream errors(child.errors);
+    std::string last;
+    for (std::string line; std::getline(errors, line);) {
+      if (!line.empty()) last = line;
+    }
+    if (!last.empty()) outcome.crash += " (it printed: " + last.substr(0, 300) + ")";
   }
   return outcome;
 }
@@ -97,9 +71,11 @@ int runPluginCheckCommand(int argc, char** argv) {
       "Inspects one plugin without trusting it:\n"
       "  1. reads its manifest from the file, without loading it, and says whether this\n"
       "     host could load it (SDK ABI, LibTorch version, libstdc++ ABI);\n"
-      "  2. loads it in a child process, so a crash cannot take this one down, and checks\n"
-      "     that it registers the device types it declares, reports errors as errors, runs\n"
-      "     MODEL.pt2 (when given) matching PyTorch eager, and unloads cleanly.\n\n"
+      "  2. loads it in a child process, so a crash or a hang cannot take this one down,\n"
+      "     and checks that it registers the device types it declares, reports errors as\n"
+      "     errors, runs MODEL.pt2 (when given) matching PyTorch eager, and unloads\n"
+      "     cleanly; a stage that takes longer than --timeout stops the child, and the\n"
+      "     problem names the stage.\n\n"
       "Exit codes: 0 no problem, 3 a problem was found (the reason is printed), 1 the file\n"
       "cannot be read, 2 bad arguments.\n\nOptions");
   options.add_options()
@@ -107,6 +83,7 @@ int runPluginCheckCommand(int argc, char** argv) {
       ("model", po::value<std::string>()->default_value(""), "a .pt2 package to run through the plugin")
       ("device", po::value<std::string>()->default_value(""), "device for the model (default: the package's)")
       ("allow-untrusted", "do not refuse a plugin in a directory others can write to")
+      ("timeout", po::value<double>()->default_value(30), "seconds each stage (loading, running the model, unloading) may take")
       ("json", "print JSON instead of text");
   po::options_description hidden;
   hidden.add_options()("library", po::value<std::string>(), "plugin library");
@@ -128,10 +105,17 @@ int runPluginCheckCommand(int argc, char** argv) {
   probe.device = vm["device"].as<std::string>();
   probe.loader.require_trusted_paths = vm.count("allow-untrusted") == 0;
 
-  if (probe_mode) {  // the child
-    std::cout << probePlugin(library, probe).toJson().dump() << std::endl;
+  if (probe_mode) {  // the child: the sandbox itself, loading in-process
+    probe.loader.scan_out_of_process = false;
+    probe.loader.log = [](const std::string&) {};
+    probe.on_stage = [](const std::string& stage) { std::cout << "stage " << stage << std::endl; };
+    const std::string report = probePlugin(library, probe).toJson().dump();
+    std::cout << "report " << report << std::endl;
     return kExitOk;
   }
+  const double timeout_s = vm["timeout"].as<double>();
+  if (!(timeout_s > 0)) throw po::error("--timeout must be more than 0 seconds");
+  const auto timeout = std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000));
 
   // 1. The manifest, from the file alone.
   std::error_code ec;
@@ -164,10 +148,12 @@ int runPluginCheckCommand(int argc, char** argv) {
     if (!probe.model_package.empty()) args.insert(args.end(), {"--model", probe.model_package});
     if (!probe.device.empty()) args.insert(args.end(), {"--device", probe.device});
     if (!probe.loader.require_trusted_paths) args.push_back("--allow-untrusted");
-    const ProbeOutcome child = probeInChild(args);
+    const ProbeOutcome child = probeInChild(args, timeout);
     if (child.crashed) {
-      problems.push_back("the plugin crashed the probe process: " + child.crash);
-      out["probe"] = {{"crashed", true}, {"crash", child.crash}};
+      problems.push_back(std::string(child.timed_out ? "the probe process " : "the plugin ended the probe process: ") +
+                         child.crash);
+      out["probe"] = {{"crashed", true}, {"timed_out", child.timed_out}, {"stage", child.stage},
+                      {"crash", child.crash}};
     } else {
       out["probe"] = child.report;
       for (const auto& p : child.report["problems"]) problems.push_back(p.get<std::string>());

@@ -14,6 +14,7 @@
 #include <ATen/ops/zeros.h>
 #include <boost/program_options.hpp>
 #include <c10/core/DeviceType.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <algorithm>
@@ -139,8 +140,9 @@ int runRunCommand(int argc, char** argv) {
   removeExtractionsOnSignals();
 
   PluginLoader loader;
-  const auto records = loadPlugins(loader, vm["plugins"].as<std::string>());
-  for (const auto& r : records) {
+  const DirectoryLoad plugins = loadPlugins(loader, vm["plugins"].as<std::string>());
+  if (!plugins.usable()) throw Error(StatusCode::kNotFound, plugins.error);
+  for (const auto& r : plugins) {
     if (!r.loaded() && !json) {
       std::cerr << "aotiplug: warning: plugin " << r.path << " rejected (" << pluginProblemName(r.problem)
                 << "): " << r.reason << "\n";
@@ -175,7 +177,16 @@ int runRunCommand(int argc, char** argv) {
   }
   const c10::Device device = parseDevice(exec.device());
   for (auto& t : inputs) {
-    if (t.device() != device) t = t.to(device);
+    if (t.device() == device) continue;
+    // A device type this LibTorch has no backend for (a plugin's own PrivateUse1 device,
+    // say): Tensor::to would fail deep inside LibTorch.
+    if (!c10::impl::hasDeviceGuardImpl(device.type())) {
+      throw Error(StatusCode::kUnavailable,
+                  "the inputs are on " + t.device().str() + " and the model runs on " + device.str() +
+                      ", but this host's LibTorch cannot move tensors there (no backend for that "
+                      "device type); give --inputs already on that device");
+    }
+    t = t.to(device);
   }
 
   // First run: outputs, and the comparison with eager.

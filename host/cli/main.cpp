@@ -6,6 +6,7 @@
 #include <aotiplug/version.h>
 
 #include <boost/program_options/errors.hpp>
+#include <c10/util/Exception.h>
 #include <torch/headeronly/version.h>
 
 #include <cstring>
@@ -73,6 +74,10 @@ int main(int argc, char** argv) {
     return kExitUsage;
   } catch (const aotiplug::Error& e) {
     std::cerr << "aotiplug: error: " << e.what() << "\n";
+    return kExitError;
+  } catch (const c10::Error& e) {
+    // LibTorch's own errors carry a C++ stack trace in what(): the message is enough.
+    std::cerr << "aotiplug: error: " << e.what_without_backtrace() << "\n";
     return kExitError;
   } catch (const std::exception& e) {
     std::cerr << "aotiplug: error: " << e.what() << "\n";

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -179,16 +180,18 @@ ManifestReadResult readManifestFromMemory(const void* data, std::size_t size) {
 }
 
 ManifestReadResult readManifest(const std::string& path) {
-  initLibelf();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return failure(ManifestReadStatus::kIoError,
                    "cannot open: " + std::string(std::strerror(errno)));
   }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
+  ManifestReadResult result = readManifest(fd);
+  ::close(fd);
+  return result;
+}
+
+ManifestReadResult readManifest(int fd) {
+  initLibelf();
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     return failure(ManifestReadStatus::kIoError,
@@ -208,6 +211,67 @@ ManifestReadResult readManifest(const std::string& path) {
   // ELF_C_READ (not _MMAP): a file truncated under us must not SIGBUS the host.
   std::unique_ptr<Elf, ElfCloser> elf(elf_begin(fd, ELF_C_READ, nullptr));
   return parse(elf.get(), size);
+}
+
+std::vector<std::string> runpathDependencies(int fd, const std::string& origin) {
+  initLibelf();
+  std::vector<std::string> needed, dirs;
+  std::unique_ptr<Elf, ElfCloser> elf(elf_begin(fd, ELF_C_READ, nullptr));
+  if (elf == nullptr || elf_kind(elf.get()) != ELF_K_ELF) return {};
+  bool runpath = false;
+  std::vector<std::string> rpath_dirs, runpath_dirs;
+  const auto split = [&](const std::string& list, std::vector<std::string>& out) {
+    std::size_t start = 0;
+    while (start <= list.size()) {
+      const auto colon = list.find(':', start);
+      std::string dir = list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      for (const char* token : {"${ORIGIN}", "$ORIGIN"}) {
+        for (std::size_t at; (at = dir.find(token)) != std::string::npos;) dir.replace(at, std::strlen(token), origin);
+      }
+      if (!dir.empty() && dir.find('$') == std::string::npos) out.push_back(dir);  // $LIB, $PLATFORM: not followed
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+  };
+  for (Elf_Scn* scn = elf_nextscn(elf.get(), nullptr); scn != nullptr; scn = elf_nextscn(elf.get(), scn)) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_DYNAMIC || shdr.sh_entsize == 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr) continue;
+    const std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Dyn dyn;
+      if (gelf_getdyn(data, static_cast<int>(i), &dyn) == nullptr || dyn.d_tag == DT_NULL) break;
+      if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RUNPATH && dyn.d_tag != DT_RPATH) continue;
+      const char* text = elf_strptr(elf.get(), shdr.sh_link, dyn.d_un.d_val);
+      if (text == nullptr) continue;
+      if (dyn.d_tag == DT_NEEDED) needed.emplace_back(text);
+      if (dyn.d_tag == DT_RUNPATH) {
+        runpath = true;
+        split(text, runpath_dirs);
+      }
+      if (dyn.d_tag == DT_RPATH) split(text, rpath_dirs);
+    }
+  }
+  // The loader ignores DT_RPATH when DT_RUNPATH is there.
+  dirs = runpath ? runpath_dirs : rpath_dirs;
+  std::vector<std::string> out;
+  for (const std::string& name : needed) {
+    if (name.find('/') != std::string::npos) {
+      out.push_back(name);  // a path in DT_NEEDED is used as it is
+      continue;
+    }
+    for (const std::string& dir : dirs) {
+      const std::string candidate = dir + "/" + name;
+      struct stat st {};
+      if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        char resolved[PATH_MAX];
+        out.push_back(::realpath(candidate.c_str(), resolved) != nullptr ? std::string(resolved) : candidate);
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace aotiplug

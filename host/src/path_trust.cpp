@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include <aotiplug/host/path_trust.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,46 +22,96 @@ std::string octal(mode_t mode) {
   return text;
 }
 
-// Checks one resolved path (no symlink left in it).
-std::string checkOne(const std::string& path, const char* what) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    return std::string(what) + " " + path + ": " + std::strerror(errno);
-  }
+// Owner and mode of one object; `sticky_ok` accepts a root-owned sticky directory that
+// anyone may write to (only for directories above the plugin directory).
+TrustCheck checkStat(const struct stat& st, const std::string& path, const char* what, bool sticky_ok) {
   const uid_t me = ::geteuid();
   if (st.st_uid != 0 && st.st_uid != me) {
-    return std::string(what) + " " + path + " is owned by uid " + std::to_string(st.st_uid) +
-           ", expected root or the current user (uid " + std::to_string(me) + ")";
+    return {std::string(what) + " " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                ", expected root or the current user (uid " + std::to_string(me) + ")",
+            path};
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return std::string(what) + " " + path + " is writable by " +
-           ((st.st_mode & S_IWOTH) != 0 ? "others" : "its group") + " (mode " +
-           octal(st.st_mode) + "); only its owner may write to it";
+    if (sticky_ok && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0 && st.st_uid == 0) return {};
+    return {std::string(what) + " " + path + " is writable by " +
+                ((st.st_mode & S_IWOTH) != 0 ? "others" : "its group") + " (mode " + octal(st.st_mode) +
+                "); only its owner may write to it",
+            path};
   }
   return {};
 }
 
-}  // namespace
-
-std::string checkTrustedPath(const std::string& path, const char* what) {
-  char resolved[PATH_MAX];
-  if (::realpath(path.c_str(), resolved) == nullptr) {
-    return std::string(what) + " " + path + ": " + std::strerror(errno);
-  }
-  const std::string target = resolved;
-  if (std::string why = checkOne(target, what); !why.empty()) {
-    return target != path ? why + " (resolved from " + path + ")" : why;
-  }
+TrustCheck checkOne(const std::string& path, const char* what, bool sticky_ok) {
   struct stat st {};
-  if (::stat(target.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
-    // A file is only as safe as the directory it sits in (it could be replaced).
-    const std::string::size_type slash = target.find_last_of('/');
-    const std::string parent = slash == 0 ? "/" : target.substr(0, slash);
-    if (std::string why = checkOne(parent, "directory of the plugin"); !why.empty()) {
-      return why;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return {std::string(what) + " " + path + ": " + std::strerror(errno), path};
+  }
+  return checkStat(st, path, what, sticky_ok);
+}
+
+// Every directory strictly above `resolved` (a path without symlinks), nearest first.
+TrustCheck checkAncestors(const std::string& resolved) {
+  std::string dir = resolved;
+  while (dir.size() > 1) {
+    const auto slash = dir.find_last_of('/');
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+    if (TrustCheck c = checkOne(dir, "directory", /*sticky_ok=*/true); !c.ok()) {
+      c.reason += " (it is above " + resolved + ")";
+      return c;
     }
   }
   return {};
+}
+
+std::string resolve(const std::string& path, std::string* error) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) {
+    *error = std::strerror(errno);
+    return {};
+  }
+  return resolved;
+}
+
+}  // namespace
+
+TrustCheck checkTrustedDirectory(const std::string& directory, const char* what) {
+  std::string error;
+  const std::string resolved = resolve(directory, &error);
+  if (resolved.empty()) return {std::string(what) + " " + directory + ": " + error, directory};
+  if (TrustCheck c = checkOne(resolved, what, /*sticky_ok=*/false); !c.ok()) {
+    if (resolved != directory) c.reason += " (resolved from " + directory + ")";
+    return c;
+  }
+  return checkAncestors(resolved);
+}
+
+TrustCheck checkTrustedFile(int fd, const std::string& path, const char* what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return {std::string(what) + " " + path + ": " + std::strerror(errno), path};
+  if (TrustCheck c = checkStat(st, path, what, /*sticky_ok=*/false); !c.ok()) return c;
+  // A file is only as safe as the directory it sits in (it could be replaced), and that
+  // directory as the ones above it.
+  const auto slash = path.find_last_of('/');
+  const std::string parent = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+  const std::string role = std::string("directory of the ") + what;
+  if (TrustCheck c = checkOne(parent, role.c_str(), /*sticky_ok=*/false); !c.ok()) return c;
+  return checkAncestors(parent);
+}
+
+std::string checkTrustedPath(const std::string& path, const char* what) {
+  std::string error;
+  const std::string resolved = resolve(path, &error);
+  if (resolved.empty()) return std::string(what) + " " + path + ": " + error;
+  struct stat st {};
+  if (::stat(resolved.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return checkTrustedDirectory(resolved, what).reason;
+  }
+  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::string(what) + " " + resolved + ": " + std::strerror(errno);
+  TrustCheck c = checkTrustedFile(fd, resolved, what);
+  ::close(fd);
+  if (!c.ok() && resolved != path) c.reason += " (resolved from " + path + ")";
+  return c.reason;
 }
 
 }  // namespace aotiplug

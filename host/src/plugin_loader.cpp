@@ -5,12 +5,23 @@
 
 #include <aotiplug/host/manifest_reader.h>
 #include <aotiplug/host/path_trust.h>
+#include <aotiplug/host/plugin_scan.h>
 #include <aotiplug/registration_log.h>
 #include <aotiplug/runner_registry.h>
 
 #include <boost/dll/shared_library.hpp>
 
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 #include <climits>
 #include <cstdlib>
 #include <cerrno>
@@ -21,37 +32,6 @@
 namespace aotiplug {
 
 namespace fs = std::filesystem;
-
-const char* pluginStateName(PluginState state) noexcept {
-  switch (state) {
-    case PluginState::kLoaded: return "loaded";
-    case PluginState::kRejected: return "rejected";
-    case PluginState::kUnloaded: return "unloaded";
-  }
-  return "unknown";
-}
-
-const char* pluginProblemName(PluginProblem problem) noexcept {
-  switch (problem) {
-    case PluginProblem::kNone: return "none";
-    case PluginProblem::kUntrusted: return "untrusted path";
-    case PluginProblem::kNotSharedLibrary: return "not a shared library";
-    case PluginProblem::kTruncated: return "truncated file";
-    case PluginProblem::kNoManifest: return "no manifest";
-    case PluginProblem::kBadManifest: return "bad manifest";
-    case PluginProblem::kAbiMismatch: return "abi mismatch";
-    case PluginProblem::kTorchMismatch: return "libtorch version mismatch";
-    case PluginProblem::kCxx11AbiMismatch: return "cxx11 abi mismatch";
-    case PluginProblem::kUnresolvedSymbol: return "unresolved symbol";
-    case PluginProblem::kLoadFailed: return "load failed";
-    case PluginProblem::kRegistrationError: return "registration error";
-    case PluginProblem::kUndeclaredDevice: return "undeclared device type";
-    case PluginProblem::kNoRegistrations: return "no registrations";
-    case PluginProblem::kDuplicateLost: return "duplicate device type";
-    case PluginProblem::kAlreadyLoaded: return "already loaded";
-  }
-  return "unknown";
-}
 
 // A loaded plugin library. Shared with the registry (weakly) and with every runner the
 // plugin creates (strongly): the library closes when the last of them lets go.
@@ -65,11 +45,38 @@ std::string deviceName(c10::DeviceType type) {
   return c10::DeviceTypeName(type, /*lower_case=*/true);
 }
 
-PluginRecord rejected(PluginRecord record, PluginProblem problem, std::string reason) {
+PluginRecord rejected(PluginRecord record, PluginProblem problem, std::string reason,
+                      std::string failed_path = {}) {
   record.state = PluginState::kRejected;
   record.problem = problem;
   record.reason = std::move(reason);
+  record.failed_path = std::move(failed_path);
   return record;
+}
+
+// The device and inode of the file mapped at a loaded library's base address, from
+// /proc/self/maps; false when it cannot be told.
+bool mappedFile(void* handle, dev_t* dev, ino_t* ino) {
+  link_map* map = nullptr;
+  if (handle == nullptr || ::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return false;
+  const auto base = static_cast<unsigned long>(map->l_addr);
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    // "7f0c1a000000-7f0c1a200000 r--p 00000000 08:01 1234567   /path"
+    unsigned long start = 0, end = 0, offset = 0, inode = 0;
+    unsigned major_id = 0, minor_id = 0;
+    char perms[8] = {};
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &offset, &major_id,
+                    &minor_id, &inode) != 7) {
+      continue;
+    }
+    if (start == base && offset == 0) {
+      *dev = makedev(major_id, minor_id);
+      *ino = static_cast<ino_t>(inode);
+      return true;
+    }
+  }
+  return false;
 }
 
 PluginProblem fromManifestStatus(ManifestReadStatus status) {
@@ -106,10 +113,43 @@ std::vector<RunnerRegistry::Registration> registrationsOf(const std::string& lib
 
 }  // namespace
 
+bool DirectoryLoad::allLoaded() const noexcept {
+  if (!usable()) return false;
+  return std::all_of(plugins.begin(), plugins.end(), [](const PluginRecord& r) { return r.loaded(); });
+}
+
+// A plugin file on its way in: checked (steps 1-2), open at `fd` until it is loaded.
+struct PluginLoader::Candidate {
+  PluginRecord record;
+  bool passed = false;       // may go on to the scan and the load
+  bool already = false;      // this loader has it loaded: nothing to do
+  int fd = -1;
+  Candidate() = default;
+  Candidate(Candidate&& other) noexcept
+      : record(std::move(other.record)), passed(other.passed), already(other.already), fd(other.fd) {
+    other.fd = -1;
+  }
+  Candidate& operator=(Candidate&&) = delete;
+  Candidate(const Candidate&) = delete;
+  ~Candidate() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 PluginLoader::PluginLoader(LoaderOptions options, HostAbi host)
-    : options_(options), host_(std::move(host)) {}
+    : options_(std::move(options)), host_(std::move(host)) {
+  options_.scan.require_trusted_paths = options_.require_trusted_paths;
+}
 
 PluginLoader::~PluginLoader() { unloadAll(); }
+
+void PluginLoader::notice(const std::string& text) const {
+  if (options_.log) {
+    options_.log(text);
+  } else {
+    std::cerr << "[aotiplug] " << text << std::endl;
+  }
+}
 
 std::vector<std::string> PluginLoader::candidates(const std::string& directory) {
   std::vector<std::string> out;
@@ -135,99 +175,179 @@ std::vector<std::string> PluginLoader::candidates(const std::string& directory) 
   return out;
 }
 
-std::vector<PluginRecord> PluginLoader::loadDirectory(const std::string& directory) {
+DirectoryLoad PluginLoader::loadDirectory(const std::string& directory) {
   std::lock_guard<std::mutex> lock(mutex_);
-  PluginRecord dir_record;
-  dir_record.path = directory;
+  DirectoryLoad out;
+  out.directory = directory;
+  const auto fail = [&](PluginProblem problem, std::string reason, std::string path = {}) {
+    out.error_problem = problem;
+    out.error = std::move(reason);
+    out.error_path = std::move(path);
+    return out;
+  };
   if (!options_.allow_relative_paths && !fs::path(directory).is_absolute()) {
-    return {rejected(dir_record, PluginProblem::kUntrusted,
-                     "plugin directory '" + directory +
-                         "' is relative: the loader takes absolute paths only")};
+    return fail(PluginProblem::kUntrusted, "plugin directory '" + directory +
+                                               "' is relative: the loader takes absolute paths only",
+                directory);
   }
   std::error_code ec;
   if (!fs::is_directory(directory, ec)) {
-    return {rejected(dir_record, PluginProblem::kLoadFailed,
-                     "plugin directory " + directory + " does not exist or is not a directory")};
+    return fail(PluginProblem::kLoadFailed,
+                "plugin directory " + directory + " does not exist or is not a directory");
   }
   if (options_.require_trusted_paths) {
-    std::string why = checkTrustedPath(directory, "plugin directory");
-    if (!why.empty()) return {rejected(dir_record, PluginProblem::kUntrusted, why)};
+    const TrustCheck trust = checkTrustedDirectory(directory, "plugin directory");
+    if (!trust.ok()) return fail(PluginProblem::kUntrusted, trust.reason, trust.path);
   }
   std::vector<std::string> paths;
-  for (const std::string& candidate : candidates(directory)) {
-    PluginRecord r = loadLocked(fs::absolute(candidate).string());
-    paths.push_back(r.path);
-  }
-  settleDuplicatesLocked();
-  std::vector<PluginRecord> out;
-  for (const std::string& p : paths) {
-    auto it = std::find_if(records_.begin(), records_.end(),
-                           [&](const PluginRecord& r) { return r.path == p; });
-    if (it != records_.end()) out.push_back(*it);
-  }
+  for (const std::string& candidate : candidates(directory)) paths.push_back(fs::absolute(candidate).string());
+  out.plugins = loadManyLocked(paths);
   return out;
 }
 
 PluginRecord PluginLoader::load(const std::string& path) {
   std::lock_guard<std::mutex> lock(mutex_);
-  PluginRecord record = loadLocked(path);
-  settleDuplicatesLocked();
-  for (const PluginRecord& r : records_) {
-    if (r.path == record.path) return r;
-  }
-  return record;
+  return loadManyLocked({path}).at(0);
 }
 
-PluginRecord PluginLoader::loadLocked(const std::string& requested) {
-  PluginRecord record;
-  record.path = requested;
-  auto remember = [&](PluginRecord r) {
-    auto it = std::find_if(records_.begin(), records_.end(),
-                           [&](const PluginRecord& x) { return x.path == r.path; });
-    if (it != records_.end()) {
-      *it = r;
-    } else {
-      records_.push_back(r);
-    }
-    return r;
-  };
+PluginRecord& PluginLoader::rememberLocked(PluginRecord r) {
+  auto it = std::find_if(records_.begin(), records_.end(),
+                         [&](const PluginRecord& x) { return x.path == r.path; });
+  if (it != records_.end()) {
+    *it = std::move(r);
+    return *it;
+  }
+  records_.push_back(std::move(r));
+  return records_.back();
+}
 
+std::vector<PluginRecord> PluginLoader::loadManyLocked(const std::vector<std::string>& paths) {
+  std::vector<Candidate> checked;
+  for (const std::string& p : paths) checked.push_back(checkLocked(p));
+  // Step 3: the plugins that passed, in a child process first.
+  std::vector<std::string> to_scan;
+  for (const Candidate& c : checked) {
+    if (c.passed) to_scan.push_back(c.record.path);
+  }
+  if (options_.scan_out_of_process && !to_scan.empty()) {
+    const auto verdicts = scanPlugins(to_scan, options_.scan, host_);
+    for (Candidate& c : checked) {
+      if (!c.passed) continue;
+      auto v = verdicts.find(c.record.path);
+      if (v == verdicts.end()) continue;
+      if (!v->second.ok) {
+        c.passed = false;
+        c.record = rejected(std::move(c.record), v->second.problem, v->second.reason);
+        c.record.stage = v->second.stage;
+        continue;
+      }
+      for (const auto& w : v->second.warnings) c.record.warnings.push_back(w);
+    }
+  }
+  std::vector<std::string> order;
+  for (Candidate& c : checked) {
+    order.push_back(c.record.path);
+    if (c.already) continue;
+    rememberLocked(c.passed ? loadCheckedLocked(c) : c.record);
+  }
+  settleDuplicatesLocked();
+  std::vector<PluginRecord> out;
+  for (const std::string& p : order) {
+    auto it = std::find_if(records_.begin(), records_.end(), [&](const PluginRecord& r) { return r.path == p; });
+    if (it != records_.end()) out.push_back(*it);
+  }
+  return out;
+}
+
+PluginLoader::Candidate PluginLoader::checkLocked(const std::string& requested) {
+  Candidate c;
+  PluginRecord& record = c.record;
+  record.path = requested;
   if (!options_.allow_relative_paths && !fs::path(requested).is_absolute()) {
-    return remember(rejected(record, PluginProblem::kUntrusted,
-                             "plugin path '" + requested +
-                                 "' is relative: the loader takes absolute paths only"));
+    record = rejected(record, PluginProblem::kUntrusted,
+                      "plugin path '" + requested + "' is relative: the loader takes absolute paths only",
+                      requested);
+    return c;
   }
   char resolved[PATH_MAX];
   if (::realpath(requested.c_str(), resolved) == nullptr) {
-    return remember(rejected(record, PluginProblem::kLoadFailed,
-                             "cannot resolve " + requested + ": " + std::strerror(errno)));
+    record = rejected(record, PluginProblem::kLoadFailed, "cannot resolve " + requested + ": " + std::strerror(errno));
+    return c;
   }
   record.path = resolved;
   if (loaded_.count(record.path) != 0) {
-    for (const PluginRecord& r : records_) {
-      if (r.path == record.path) return r;  // loading twice is a no-op
+    c.already = true;  // loading twice is a no-op
+    return c;
+  }
+  if (auto it = retired_.find(record.path); it != retired_.end()) {
+    if (const auto alive = it->second.lock()) {
+      const long runners = alive.use_count() - 1;
+      record = rejected(record, PluginProblem::kInUse,
+                        "still in use by " + std::to_string(runners) + " runner(s) of its previous load: " +
+                            "a library cannot be loaded again while its code is mapped; destroy those "
+                            "runners first");
+      return c;
+    }
+    retired_.erase(it);
+  }
+  // One descriptor for every check, so that what is checked is one file.
+  c.fd = ::open(record.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (c.fd < 0) {
+    record = rejected(record, PluginProblem::kLoadFailed, "cannot open " + record.path + ": " + std::strerror(errno));
+    return c;
+  }
+  if (options_.require_trusted_paths) {
+    const TrustCheck trust = checkTrustedFile(c.fd, record.path, "plugin file");
+    if (!trust.ok()) {
+      record = rejected(record, PluginProblem::kUntrusted, trust.reason, trust.path);
+      return c;
     }
   }
-
-  if (options_.require_trusted_paths) {
-    std::string why = checkTrustedPath(record.path, "plugin file");
-    if (!why.empty()) return remember(rejected(record, PluginProblem::kUntrusted, why));
-  }
-
   // Nothing of the plugin has run yet: decide from the file alone.
-  ManifestReadResult manifest = readManifest(record.path);
+  ManifestReadResult manifest = readManifest(c.fd);
   if (manifest.status != ManifestReadStatus::kOk) {
-    return remember(rejected(record, fromManifestStatus(manifest.status), manifest.message));
+    record = rejected(record, fromManifestStatus(manifest.status), manifest.message);
+    return c;
   }
   record.manifest = manifest.manifest;
   const Compatibility verdict = checkCompatibility(*record.manifest, host_);
   if (!verdict.ok()) {
-    return remember(rejected(record, fromIncompatibility(verdict.problem), verdict.message));
+    record = rejected(record, fromIncompatibility(verdict.problem), verdict.message);
+    return c;
   }
-
   // dlopen would map a truncated file past its end and die of SIGBUS: refuse it first.
-  if (std::string why = checkElfImage(record.path); !why.empty()) {
-    return remember(rejected(record, PluginProblem::kTruncated, why));
+  if (std::string why = checkElfImage("/proc/self/fd/" + std::to_string(c.fd)); !why.empty()) {
+    record = rejected(record, PluginProblem::kTruncated, why);
+    return c;
+  }
+  // What it brings along from its own search path runs with it.
+  if (options_.require_trusted_paths) {
+    const std::string origin = fs::path(record.path).parent_path().string();
+    for (const std::string& dependency : runpathDependencies(c.fd, origin)) {
+      std::string why = checkTrustedPath(dependency, "library");
+      if (!why.empty()) {
+        record = rejected(record, PluginProblem::kUntrusted,
+                          why + " (a library the plugin takes from its RUNPATH)", dependency);
+        return c;
+      }
+    }
+  }
+  c.passed = true;
+  return c;
+}
+
+PluginRecord PluginLoader::loadCheckedLocked(Candidate& c) {
+  PluginRecord record = c.record;
+  // Two files of one name: the name is what hosts and users refer to a plugin by.
+  for (const PluginRecord& r : records_) {
+    if (r.loaded() && r.path != record.path && r.name() == record.name()) {
+      return rejected(record, PluginProblem::kNameConflict,
+                      "plugin name '" + record.name() + "' is already taken by " + r.path +
+                          ", loaded before; " + record.path + " was not loaded");
+    }
+  }
+  if (!options_.scan_out_of_process) {
+    notice("loading plugin " + record.path + " in-process (not scanned in a child process first)");
   }
 
   // Load it. The lease is attached first, so a runner created while the library is still
@@ -238,7 +358,7 @@ PluginRecord PluginLoader::loadLocked(const std::string& requested) {
   auto discard = [&](PluginRecord r, PluginProblem problem, std::string reason) {
     runnerRegistry().removeLibrary(record.path);
     runnerRegistry().detachLease(record.path);
-    return remember(rejected(std::move(r), problem, std::move(reason)));
+    return rejected(std::move(r), problem, std::move(reason));
   };
   try {
     namespace mode = boost::dll::load_mode;
@@ -255,6 +375,18 @@ PluginRecord PluginLoader::loadLocked(const std::string& requested) {
     }
     return discard(record, PluginProblem::kLoadFailed, "dlopen failed: " + text);
   }
+  // The file mapped must be the file checked (not one put in its place since).
+  struct stat checked {};
+  dev_t dev = 0;
+  ino_t ino = 0;
+  if (::fstat(c.fd, &checked) == 0 && mappedFile(loaded->library.native(), &dev, &ino) &&
+      (dev != checked.st_dev || ino != checked.st_ino)) {
+    return discard(record, PluginProblem::kChanged,
+                   "the file loaded is not the file checked: " + record.path +
+                       " was replaced between the check and the load");
+  }
+  ::close(c.fd);
+  c.fd = -1;
 
   // What did its static initializers do?
   std::vector<RegistrationLog::Entry> errors = registrationLog().take(record.path);
@@ -291,7 +423,7 @@ PluginRecord PluginLoader::loadLocked(const std::string& requested) {
   record.problem = PluginProblem::kNone;
   record.reason.clear();
   refreshRegistrationsLocked(record);
-  return remember(record);
+  return record;
 }
 
 void PluginLoader::refreshRegistrationsLocked(PluginRecord& record) const {
@@ -314,7 +446,7 @@ void PluginLoader::refreshRegistrationsLocked(PluginRecord& record) const {
 
 void PluginLoader::settleDuplicatesLocked() {
   for (PluginRecord& record : records_) {
-    if (record.state != PluginState::kLoaded) continue;
+    if (!record.loaded()) continue;
     refreshRegistrationsLocked(record);
     record.warnings.erase(std::remove_if(record.warnings.begin(), record.warnings.end(),
                                          [](const std::string& w) {
@@ -322,39 +454,34 @@ void PluginLoader::settleDuplicatesLocked() {
                                          }),
                           record.warnings.end());
     bool any_active = false;
-    std::string lost;
     for (const auto& r : record.registrations) {
       if (r.active) {
         any_active = true;
         continue;
       }
-      std::string line = "device type '" + deviceName(r.device_type) + "' lost to " + r.lost_to;
-      lost += (lost.empty() ? "" : "; ") + line;
-      record.warnings.push_back(line + "; kept as a fallback");
+      record.warnings.push_back("device type '" + deviceName(r.device_type) + "' lost to " + r.lost_to +
+                                "; kept as a fallback");
     }
-    if (!any_active) {
-      // Loses every device type it offers: of no use, reject it.
-      record.warnings.clear();
-      unloadLocked(record.path);
-      record.state = PluginState::kRejected;
-      record.problem = PluginProblem::kDuplicateLost;
-      record.reason = lost;
-      record.registrations.clear();
-    }
+    // Losing every device type it offers makes it a fallback: loaded, registered, and
+    // serving again if the winner goes.
+    record.state = any_active ? PluginState::kLoaded : PluginState::kFallback;
   }
 }
 
 void PluginLoader::unloadLocked(const std::string& path) {
   runnerRegistry().removeLibrary(path);
   runnerRegistry().detachLease(path);
-  loaded_.erase(path);  // closes the library unless a runner still holds its lease
+  auto it = loaded_.find(path);
+  if (it == loaded_.end()) return;
+  retired_[path] = it->second;  // its runners may keep it mapped
+  loaded_.erase(it);            // closes the library unless a runner still holds its lease
 }
 
 bool PluginLoader::unload(const std::string& path_or_name) {
   std::lock_guard<std::mutex> lock(mutex_);
   bool any = false;
   for (PluginRecord& r : records_) {
-    if (r.state != PluginState::kLoaded) continue;
+    if (!r.loaded()) continue;
     if (r.path != path_or_name && r.name() != path_or_name) continue;
     unloadLocked(r.path);
     r.state = PluginState::kUnloaded;
@@ -368,7 +495,7 @@ bool PluginLoader::unload(const std::string& path_or_name) {
 void PluginLoader::unloadAll() {
   std::lock_guard<std::mutex> lock(mutex_);
   for (PluginRecord& r : records_) {
-    if (r.state != PluginState::kLoaded) continue;
+    if (!r.loaded()) continue;
     unloadLocked(r.path);
     r.state = PluginState::kUnloaded;
     r.registrations.clear();
@@ -386,6 +513,18 @@ std::optional<PluginRecord> PluginLoader::find(const std::string& path_or_name) 
     if (r.path == path_or_name || r.name() == path_or_name) return r;
   }
   return std::nullopt;
+}
+
+std::map<c10::DeviceType, PluginRecord> PluginLoader::servingPlugins() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::map<c10::DeviceType, PluginRecord> out;
+  for (const PluginRecord& r : records_) {
+    if (!r.loaded()) continue;
+    for (const auto& reg : r.registrations) {
+      if (reg.active) out[reg.device_type] = r;
+    }
+  }
+  return out;
 }
 
 }  // namespace aotiplug

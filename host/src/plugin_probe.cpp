@@ -8,6 +8,8 @@
 #include <ATen/ops/max.h>
 #include <ATen/ops/sub.h>
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -49,8 +51,12 @@ nlohmann::json ProbeReport::toJson() const {
 
 ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
   ProbeReport report;
+  const auto stage = [&](const char* name) {
+    if (options.on_stage) options.on_stage(name);
+  };
   {
     PluginLoader loader(options.loader);
+    stage("loading");
     report.record = loader.load(path);
     if (!report.record.loaded()) {
       report.problems.push_back("rejected (" + std::string(pluginProblemName(report.record.problem)) +
@@ -64,6 +70,7 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
     }
 
     // Errors must come back as errors.
+    stage("asking for a runner");
     const std::vector<c10::DeviceType> declared =
         report.record.manifest ? report.record.manifest->devices : std::vector<c10::DeviceType>{};
     report.reports_errors = !declared.empty();
@@ -86,6 +93,7 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
 
     // A real model, when given.
     if (!options.model_package.empty()) {
+      stage("running the model");
       report.model_checked = true;
       try {
         ExecutorConfig config;
@@ -98,6 +106,11 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
           report.problems.push_back("the model package has no sample inputs to run");
         } else {
           const c10::Device device = parseDevice(exec.device());
+          if (!c10::impl::hasDeviceGuardImpl(device.type())) {
+            throw Error(StatusCode::kUnavailable,
+                        "this host cannot move the sample inputs to " + device.str() +
+                            ": its LibTorch has no backend for that device type");
+          }
           for (auto& t : inputs) t = t.to(device);
           const auto outputs = exec.run(inputs);
           const auto reference = exec.package().referenceOutputs(exec.packagedModel());
@@ -120,10 +133,13 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
             report.problems.push_back("the model's outputs differ from eager: " + report.model_summary);
           }
         }
+      } catch (const c10::Error& e) {
+        report.problems.push_back(std::string("running the model failed: ") + e.what_without_backtrace());
       } catch (const std::exception& e) {
         report.problems.push_back(std::string("running the model failed: ") + e.what());
       }
     }
+    stage("unloading");
   }  // the loader unloads everything here
   report.unloads_cleanly = !isMapped(report.record.path);
   if (!report.unloads_cleanly) {

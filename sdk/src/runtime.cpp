@@ -4,6 +4,7 @@
 // the runner registry and the registration log — and the key functions of the types whose
 // identity must be shared by the host and every plugin (aotiplug::Error).
 
+#include <aotiplug/crc32.h>
 #include <aotiplug/error.h>
 #include <aotiplug/library_messages.h>
 #include <aotiplug/registration_log.h>

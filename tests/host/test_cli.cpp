@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <sstream>
 #include <cstring>
 #include <thread>
 
@@ -36,6 +37,10 @@ std::string pluginDir() { return (aotiplug_test::buildRoot() / "plugins").string
 CommandResult runCli(std::vector<std::string> args) {
   args.insert(args.begin(), cli());
   return runCommand(args);
+}
+
+std::string testPlugin(const std::string& variant) {
+  return (aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / ("libtest_" + variant + ".so")).string();
 }
 
 nlohmann::json parseJson(const CommandResult& r) {
@@ -163,13 +168,63 @@ BOOST_AUTO_TEST_CASE(errors_and_usage_have_their_exit_codes) {
   const CommandResult no_dir = runCli({"plugins", "--dir", "/nonexistent/plugins"});
   BOOST_TEST(no_dir.exit_code == 1);
   BOOST_TEST(contains(no_dir.err, "does not exist"), no_dir.err);
+  const CommandResult no_dir_json = runCli({"plugins", "--dir", "/nonexistent/plugins", "--json"});
+  BOOST_TEST(no_dir_json.exit_code == 1);
+  BOOST_TEST(parseJson(no_dir_json)["error"]["problem"] == "load failed");
 }
 
-namespace {
-std::string testPlugin(const std::string& variant) {
-  return (aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / ("libtest_" + variant + ".so")).string();
+BOOST_AUTO_TEST_CASE(plugins_lists_fallbacks_as_loaded_and_who_serves_each_device) {
+  // The pattern docs/authoring.md teaches: a plugin that takes CPU over from the stock one.
+  aotiplug_test::TempDir dir;
+  fs::copy_file(fs::path(pluginDir()) / "cpu" / "libaotiplug_cpu.so", dir.path() / "libaotiplug_cpu.so");
+  fs::copy_file(testPlugin("zulu_preferred"), dir.path() / "libzulu.so");
+  const CommandResult r = runCli({"plugins", "--dir", dir.str(), "--json"});
+  BOOST_TEST(r.exit_code == 0, "a fallback is not a rejection: " << r.out);
+  const auto j = parseJson(r);
+  BOOST_REQUIRE(j["plugins"].size() == 2u);
+  BOOST_TEST(j["plugins"][0]["state"] == "fallback");
+  BOOST_TEST(j["plugins"][1]["state"] == "loaded");
+  BOOST_TEST(j["devices"]["cpu"]["plugin"] == "zulu");
+  const CommandResult text = runCli({"plugins", "--dir", dir.str()});
+  BOOST_TEST(text.exit_code == 0);
+  BOOST_TEST(contains(text.out, "served by 'zulu'"), text.out);
+  BOOST_TEST(contains(text.out, "fallback"), text.out);
+  // A refused plugin says which path failed the trust check.
+  aotiplug_test::TempDir other;
+  const fs::path plugins = other.path() / "plugins", deps = other.path() / "deps";
+  fs::create_directory(plugins);
+  fs::create_directory(deps);
+  fs::copy_file(aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / "libtest_dependency.so",
+                deps / "libtest_dependency.so");
+  fs::copy_file(testPlugin("needs_dependency"), plugins / "libneeds.so");
+  fs::permissions(deps, fs::perms::all);
+  const auto refused = parseJson(runCli({"plugins", "--dir", plugins.string(), "--json"}));
+  BOOST_TEST(refused["plugins"][0]["state"] == "rejected");
+  BOOST_TEST(refused["plugins"][0]["failed_path"] == (deps / "libtest_dependency.so").string());
 }
-}  // namespace
+
+BOOST_AUTO_TEST_CASE(long_names_keep_the_plugins_table_in_columns) {
+  aotiplug_test::TempDir dir;
+  fs::copy_file(fs::path(pluginDir()) / "cpu" / "libaotiplug_cpu.so", dir.path() / "libaotiplug_cpu.so");
+  fs::copy_file(testPlugin("long_name"), dir.path() / "liblong.so");
+  const CommandResult r = runCli({"plugins", "--dir", dir.str()});
+  // Every row's file column starts where the header's does.
+  std::istringstream lines(r.out);
+  std::string line;
+  std::getline(lines, line);  // "plugin directory ..."
+  std::getline(lines, line);  // the header
+  const auto column = line.find("file");
+  BOOST_REQUIRE(column != std::string::npos);
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("  ", 0) != 0 || line.rfind("      ", 0) == 0 || line.find('/') == std::string::npos) continue;
+    if (line.find("served by") != std::string::npos) continue;
+    BOOST_TEST(line.find('/') == column, line);
+    ++rows;
+  }
+  BOOST_TEST(rows == 2);
+}
+
 
 BOOST_AUTO_TEST_CASE(plugin_check_passes_a_good_plugin_with_a_model) {
   aotiplug_test::Fixture f = aotiplug_test::loadFixture("conv");
@@ -194,11 +249,33 @@ BOOST_AUTO_TEST_CASE(plugin_check_reports_incompatible_and_crashing_plugins) {
   BOOST_TEST(!a.contains("probe"), "an incompatible plugin is never loaded");
   BOOST_TEST(contains(a["problems"][0].get<std::string>(), "SDK ABI major differs"));
 
-  // Its load hook dies of SIGSEGV: only the child process goes down.
+  // Its load hook dies of SIGSEGV: only the child process goes down, and the stage is named.
   const CommandResult crash = runCli({"plugin", "check", testPlugin("crashes_on_load")});
   BOOST_TEST(crash.exit_code == 3);
   // SIGSEGV; under a sanitizer, whatever it turns the crash into.
-  BOOST_TEST(contains(crash.out, "crashed the probe process"), crash.out);
+  BOOST_TEST(contains(crash.out, "ended the probe process"), crash.out);
+  BOOST_TEST(contains(crash.out, "while loading"), crash.out);
+  BOOST_TEST(!contains(crash.out, "verdict  ok"), crash.out);
+  // exit(3) from a static constructor is not "a plugin was rejected", and exit(0) not success.
+  for (const char* variant : {"exits_3_on_load", "exits_0_on_load"}) {
+    const CommandResult exits = runCli({"plugin", "check", testPlugin(variant), "--json"});
+    BOOST_TEST(exits.exit_code == 3, variant);
+    const auto e = parseJson(exits);
+    BOOST_TEST(e["ok"] == false);
+    BOOST_TEST(e["probe"]["stage"] == "loading");
+    BOOST_TEST(contains(e["problems"][0].get<std::string>(), "exited with status"), e["problems"][0]);
+  }
+  // A plugin that never finishes loading: stopped at the deadline, never "ok".
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult hangs = runCli({"plugin", "check", testPlugin("sleeps_on_load"), "--timeout", "2"});
+  BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(20)));
+  BOOST_TEST(hangs.exit_code == 3);
+  BOOST_TEST(contains(hangs.out, "timed out after 2 s while loading"), hangs.out);
+  BOOST_TEST(!contains(hangs.out, "verdict  ok"), hangs.out);
+  // A crash in a static destructor is named as such.
+  const CommandResult unload = runCli({"plugin", "check", testPlugin("crashes_on_unload"), "--json"});
+  BOOST_TEST(unload.exit_code == 3);
+  BOOST_TEST(parseJson(unload)["probe"]["stage"] == "unloading");
 
   const CommandResult rejected = runCli({"plugin", "check", testPlugin("undeclared_device")});
   BOOST_TEST(rejected.exit_code == 3);
@@ -363,4 +440,19 @@ BOOST_AUTO_TEST_CASE(extraction_directories_do_not_outlive_their_host) {
   BOOST_TEST(!fs::exists(left.front()), "the killed host's directory was removed");
   BOOST_TEST(fs::exists(alive.path()), "a live host's directory was kept");
   BOOST_TEST(extractions(tmp.path()).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_device_the_host_cannot_move_tensors_to_is_a_clear_error) {
+  // A plugin serving PrivateUse1, for which this LibTorch has no backend: the CLI does not
+  // try Tensor::to (a LibTorch error with a 40-frame trace); it says what is wrong.
+  aotiplug_test::TempDir dir;
+  fs::copy_file(fs::path(pluginDir()) / "cpu" / "libaotiplug_cpu.so", dir.path() / "libaotiplug_cpu.so");
+  fs::copy_file(testPlugin("foreign_device"), dir.path() / "libforeign.so");
+  const auto f = aotiplug_test::loadFixture("mlp");
+  const CommandResult r = runCli({"run", f.pt2.string(), "--plugins", dir.str(), "--device", "privateuseone:0"});
+  BOOST_TEST(r.exit_code == 1, r.out << r.err);
+  BOOST_TEST(contains(r.err, "cannot move tensors there"), r.err);
+  BOOST_TEST(contains(r.err, "privateuseone:0"), r.err);
+  BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, "one line: " << r.err);
+  BOOST_TEST(!contains(r.err, "frame #"), r.err);
 }

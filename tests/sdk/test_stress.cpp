@@ -95,12 +95,20 @@ BOOST_AUTO_TEST_CASE(runners_are_created_while_their_plugin_is_loaded_and_unload
   aotiplug::PluginLoader loader;
 
   std::atomic<bool> stop{false};
-  std::atomic<long> loads{0}, created{0}, not_found{0}, wrong{0}, other{0};
+  std::atomic<long> loads{0}, in_use{0}, bad_loads{0}, created{0}, not_found{0}, wrong{0}, other{0};
+  std::string bad_load;
   std::thread churn([&] {
     while (!stop.load()) {
-      loader.loadDirectory(dir.str());
+      const auto load = loader.loadDirectory(dir.str());
+      // Loaded, or refused because runners of the previous load still hold it: nothing else.
+      if (load.size() == 1 && load[0].loaded()) {
+        ++loads;
+      } else if (load.size() == 1 && load[0].problem == aotiplug::PluginProblem::kInUse) {
+        ++in_use;
+      } else {
+        if (bad_loads++ == 0) bad_load = load.size() == 1 ? load[0].reason : load.error;
+      }
       loader.unloadAll();
-      ++loads;
     }
   });
   std::vector<std::thread> users;
@@ -126,8 +134,10 @@ BOOST_AUTO_TEST_CASE(runners_are_created_while_their_plugin_is_loaded_and_unload
   stop = true;
   churn.join();
   for (auto& t : users) t.join();
-  BOOST_TEST_MESSAGE("load/unload cycles: " << loads << ", runners created: " << created
+  BOOST_TEST_MESSAGE("load/unload cycles: " << loads << ", reloads refused while in use: " << in_use
+                                            << ", runners created: " << created
                                             << ", refused while unloaded: " << not_found);
+  BOOST_TEST(bad_loads.load() == 0, bad_load);
   BOOST_TEST(wrong.load() == 0);
   BOOST_TEST(other.load() == 0);
   BOOST_TEST(loads.load() > 2);

@@ -24,8 +24,8 @@
 // Ownership: owns the archive reader. Thread safety: const member functions may be called
 // concurrently (the reader serializes its own access).
 
+#include <aotiplug/crc32.h>
 #include <aotiplug/error.h>
-#include <aotiplug/export.h>
 #include <aotiplug/private_directory.h>
 #include <aotiplug/status.h>
 #include <aotiplug/tensor_spec.h>
@@ -164,9 +164,6 @@ class Pt2Package {
 // ---------------------------------------------------------------------------------------
 
 namespace detail {
-
-// CRC-32 (the zip one), continued from `crc` (0 to start); in libaotiplug.
-AOTIPLUG_API std::uint32_t crc32(std::uint32_t crc, const void* data, std::size_t size) noexcept;
 
 inline bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -14,13 +14,24 @@
 //   TEST_PLUGIN_CRASH_ON_LOAD                 a load hook that dies of SIGSEGV
 //   TEST_PLUGIN_REGISTERS_NOTHING             a manifest but no registration (as when a
 //                                             linker drops an unreferenced registrar)
+// Hostile ones, loaded only in the scanner's child process (or plugin check's):
+//   TEST_PLUGIN_OWN_STATIC_THROWS             a static object of its own whose constructor
+//                                             throws (not through AOTIPLUG_ON_LOAD)
+//   TEST_PLUGIN_EXIT_ON_LOAD=<code>           calls exit(code) from a static constructor
+//   TEST_PLUGIN_ABORT_ON_LOAD                 calls abort() from a static constructor
+//   TEST_PLUGIN_CRASH_ON_UNLOAD               dies of SIGSEGV in a static destructor
+//   TEST_PLUGIN_SLEEP_ON_LOAD                 sleeps 600 s in a static constructor
+//   TEST_PLUGIN_SPIN_ON_LOAD                  spins for ever in a static constructor
 #include <aotiplug/plugin.h>
 
 #include "fake_runner.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #ifndef TEST_PLUGIN_PRIORITY
@@ -49,6 +60,52 @@ AOTIPLUG_ON_LOAD(refuseToLoad);
 #ifdef TEST_PLUGIN_CRASH_ON_LOAD
 void crash() { std::raise(SIGSEGV); }
 AOTIPLUG_ON_LOAD(crash);
+#endif
+
+#ifdef TEST_PLUGIN_OWN_STATIC_THROWS
+struct Thrower {
+  Thrower() { throw std::runtime_error("thrown by this plugin's own static object"); }
+};
+const Thrower thrower;
+#endif
+
+#ifdef TEST_PLUGIN_EXIT_ON_LOAD
+struct Exiter {
+  Exiter() { std::exit(TEST_PLUGIN_EXIT_ON_LOAD); }
+};
+const Exiter exiter;
+#endif
+
+#ifdef TEST_PLUGIN_ABORT_ON_LOAD
+struct Aborter {
+  Aborter() { std::abort(); }
+};
+const Aborter aborter;
+#endif
+
+#ifdef TEST_PLUGIN_CRASH_ON_UNLOAD
+struct CrashesWhenDestroyed {
+  ~CrashesWhenDestroyed() { std::raise(SIGSEGV); }
+};
+const CrashesWhenDestroyed crashes_when_destroyed;
+#endif
+
+#ifdef TEST_PLUGIN_SLEEP_ON_LOAD
+struct Sleeper {
+  Sleeper() { ::sleep(600); }
+};
+const Sleeper sleeper;
+#endif
+
+#ifdef TEST_PLUGIN_SPIN_ON_LOAD
+struct Spinner {
+  Spinner() {
+    volatile bool forever = true;
+    while (forever) {
+    }
+  }
+};
+const Spinner spinner;
 #endif
 
 #ifdef TEST_PLUGIN_NULL_CREATOR

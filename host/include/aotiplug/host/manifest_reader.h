@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace aotiplug {
 
@@ -38,8 +39,17 @@ struct ManifestReadResult {
   std::optional<PluginManifest> manifest;
 };
 
-// Reads the manifest of the file at path.
+// Reads the manifest of the file at path, or of the file open at `fd` (the descriptor is
+// only read from; the caller closes it).
 ManifestReadResult readManifest(const std::string& path);
+ManifestReadResult readManifest(int fd);
+
+// The libraries the dynamic loader would take from the file's own search path to satisfy
+// its DT_NEEDED entries: each name looked up in its DT_RUNPATH (or, without one, DT_RPATH)
+// directories, $ORIGIN replaced by `origin` (the directory of the file), first match
+// wins; names found nowhere there (left to the system's trusted directories) are not
+// listed. Empty when the file cannot be read.
+std::vector<std::string> runpathDependencies(int fd, const std::string& origin);
 
 // Reads the manifest of an ELF image held in memory (used by the fuzzer and by tools).
 ManifestReadResult readManifestFromMemory(const void* data, std::size_t size);

@@ -5,32 +5,42 @@
 //
 // For each candidate file (`*.so` in the directory and in its immediate subdirectories,
 // taken in sorted order so results are deterministic) the loader:
-//  1. checks that the file and its directory can be trusted (path_trust.h), unless the
-//     options relax it;
-//  2. reads the manifest from the file without loading it (manifest_reader.h) and refuses
-//     files that are not shared libraries, have no manifest, or were built for another SDK
-//     ABI, LibTorch version or libstdc++ ABI — before any of the plugin's code runs;
-//  3. loads it with Boost.DLL: absolute path, immediate binding (RTLD_NOW) so a missing
-//     symbol is an error now rather than a crash later, local scope (RTLD_LOCAL);
-//  4. collects what the plugin registered while loading: registration errors, device types
+//  1. opens it once and checks, on that descriptor, that it and every directory above it
+//     can be trusted, and so can the libraries it takes from its own RUNPATH (path_trust.h),
+//     unless the options relax it;
+//  2. reads the manifest from that descriptor without loading anything (manifest_reader.h)
+//     and refuses files that are not shared libraries, have no manifest, or were built for
+//     another SDK ABI, LibTorch version or libstdc++ ABI — before any of the plugin's code
+//     runs — and a second plugin of a name already loaded (naming both files);
+//  3. unless the host opted out (LoaderOptions::scan_out_of_process), has the plugin loaded,
+//     registered and unloaded in a child process first (plugin_scan.h), with a deadline,
+//     and refuses a plugin that crashed, exited, hung or failed there, naming the stage;
+//  4. loads it with Boost.DLL: absolute path, immediate binding (RTLD_NOW), local scope
+//     (RTLD_LOCAL), and checks that the file mapped is the file it checked;
+//  5. collects what the plugin registered while loading: registration errors, device types
 //     its manifest does not declare, or no registration at all reject it (and unload it);
-//  5. settles duplicate device types with the registry's priority rule: a plugin that
-//     loses every device type it offers is rejected, naming the winner.
+//  6. settles duplicate device types with the registry's priority rule: a plugin that
+//     loses every device type it offers stays loaded as a fallback (PluginState::kFallback)
+//     and serves again when the winner goes.
 // One bad plugin never stops the others, and the loader never throws for a bad plugin:
-// each gets a PluginRecord saying "loaded" or "rejected" and why.
+// each gets a PluginRecord saying what happened and why (plugin_record.h).
 //
 // Lifetime: each loaded library is held through a shared lease. Runners created from a
 // plugin hold the same lease, so unloading a plugin (or destroying the loader) removes its
-// registrations at once but closes the library only when its last runner is gone.
+// registrations at once but closes the library only when its last runner is gone; loading
+// the same file again before then is refused ("still in use by N runner(s)").
 //
 // Thread safety: all member functions may be called concurrently (they are serialized);
 // runners created from loaded plugins may be used from any thread.
 
+#include <aotiplug/host/plugin_record.h>
+#include <aotiplug/host/plugin_scan.h>
 #include <aotiplug/manifest.h>
 #include <aotiplug/typed_registry.h>
 
 #include <c10/core/DeviceType.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,63 +50,49 @@
 
 namespace aotiplug {
 
-// aotiplug::PluginState
-enum class PluginState { kLoaded, kRejected, kUnloaded };
-
-// aotiplug::PluginProblem — why a plugin was rejected.
-enum class PluginProblem {
-  kNone,
-  kUntrusted,          // the file or a directory is writable by others / foreign-owned
-  kNotSharedLibrary,   // not an ELF shared library for this machine
-  kTruncated,          // an ELF file cut short
-  kNoManifest,         // a shared library without AOTIPLUG_PLUGIN
-  kBadManifest,        // a manifest that does not decode
-  kAbiMismatch,        // SDK ABI major differs, or the plugin's minor is newer
-  kTorchMismatch,      // built against another LibTorch version
-  kCxx11AbiMismatch,   // built with the other _GLIBCXX_USE_CXX11_ABI
-  kUnresolvedSymbol,   // dlopen failed on an undefined symbol
-  kLoadFailed,         // dlopen failed otherwise
-  kRegistrationError,  // a registration or load hook failed while loading
-  kUndeclaredDevice,   // registered a device type its manifest does not list
-  kNoRegistrations,    // registered nothing
-  kDuplicateLost,      // every device type it offers is served by a better plugin
-  kAlreadyLoaded,      // the same file is already loaded by this loader
-};
-
-// Short stable name ("abi mismatch"), for CLI output and JSON.
-const char* pluginProblemName(PluginProblem problem) noexcept;
-const char* pluginStateName(PluginState state) noexcept;
-
-// aotiplug::PluginRegistrationInfo — one device type a plugin registered.
-struct PluginRegistrationInfo {
-  c10::DeviceType device_type = c10::DeviceType::CPU;
-  Priority priority = kPriorityDefault;
-  bool active = false;   // serves its device type now
-  std::string lost_to;   // when not active: the origin that serves it instead
-};
-
-// aotiplug::PluginRecord — what the loader knows about one plugin file.
-struct PluginRecord {
-  std::string path;  // absolute, symlinks resolved
-  PluginState state = PluginState::kRejected;
-  PluginProblem problem = PluginProblem::kNone;
-  std::string reason;  // why it was rejected (empty when loaded)
-  std::optional<PluginManifest> manifest;
-  std::vector<PluginRegistrationInfo> registrations;
-  std::vector<std::string> warnings;  // e.g. a device type lost to another plugin
-
-  std::string name() const { return manifest ? manifest->name : std::string(); }
-  bool loaded() const noexcept { return state == PluginState::kLoaded; }
-};
-
 // aotiplug::LoaderOptions
 struct LoaderOptions {
-  // Refuse plugin files and directories that are not owned by root or the current user,
-  // or that group/others can write to (path_trust.h). Turn off only for tests.
+  // Refuse plugin files and directories (and the directories above them, and the
+  // libraries plugins take from their own RUNPATH) that are not owned by root or the
+  // current user, or that group/others can write to (path_trust.h). Turn off only for tests.
   bool require_trusted_paths = true;
   // Accept relative paths (resolved against the current directory). Off by default so a
   // host never loads from its working directory by accident.
   bool allow_relative_paths = false;
+  // Load each plugin in a child process before loading it here (plugin_scan.h). A host
+  // that turns this off loads plugins it has not seen straight into its own process, and
+  // a plugin that crashes or hangs while loading takes the host with it; `log` then names
+  // each plugin before it is loaded, so the last line says which.
+  bool scan_out_of_process = true;
+  // The scanner, its deadline per plugin and its cache (default: the user's cache
+  // directory, see defaultScanCacheFile(); empty: none).
+  ScanOptions scan = [] {
+    ScanOptions o;
+    o.cache_file = defaultScanCacheFile();
+    return o;
+  }();
+  // Where notices go ("loading plugin X in-process"); empty: standard error.
+  std::function<void(const std::string&)> log;
+};
+
+// aotiplug::DirectoryLoad — what loadDirectory did: the records of the plugin files, or
+// why the directory itself could not be used. Iterates over the records.
+struct DirectoryLoad {
+  std::string directory;
+  std::string error;  // empty when the directory could be used
+  PluginProblem error_problem = PluginProblem::kNone;  // kUntrusted or kLoadFailed
+  std::string error_path;  // for kUntrusted: the path that failed the check
+  std::vector<PluginRecord> plugins;
+
+  bool usable() const noexcept { return error.empty(); }
+  // Every plugin loaded (serving or as a fallback), and the directory was usable.
+  bool allLoaded() const noexcept;
+  auto begin() const noexcept { return plugins.begin(); }
+  auto end() const noexcept { return plugins.end(); }
+  std::size_t size() const noexcept { return plugins.size(); }
+  bool empty() const noexcept { return plugins.empty(); }
+  const PluginRecord& operator[](std::size_t i) const { return plugins.at(i); }
+  const PluginRecord& at(std::size_t i) const { return plugins.at(i); }
 };
 
 // aotiplug::PluginLoader
@@ -107,9 +103,9 @@ class PluginLoader {
   PluginLoader(const PluginLoader&) = delete;
   PluginLoader& operator=(const PluginLoader&) = delete;
 
-  // Loads every candidate in a directory; returns the records of those files, in order.
-  // A directory that cannot be used gives one rejected record for the directory itself.
-  std::vector<PluginRecord> loadDirectory(const std::string& directory);
+  // Loads every candidate in a directory; returns the records of those files, in order,
+  // or why the directory cannot be used.
+  DirectoryLoad loadDirectory(const std::string& directory);
 
   // Loads one plugin file.
   PluginRecord load(const std::string& path);
@@ -122,6 +118,9 @@ class PluginLoader {
   std::vector<PluginRecord> plugins() const;
   std::optional<PluginRecord> find(const std::string& path_or_name) const;
 
+  // Which loaded plugin serves each device type now.
+  std::map<c10::DeviceType, PluginRecord> servingPlugins() const;
+
   // The candidate files of a directory, in the order loadDirectory() takes them.
   static std::vector<std::string> candidates(const std::string& directory);
 
@@ -129,16 +128,24 @@ class PluginLoader {
 
  private:
   struct Loaded;
-  PluginRecord loadLocked(const std::string& path);
+  struct Candidate;
+  // Steps 1 and 2 (nothing of the plugin runs): the candidate, or its rejection.
+  Candidate checkLocked(const std::string& path);
+  // Steps 4 and 5, for a candidate that passed (and, when scanning, came through it).
+  PluginRecord loadCheckedLocked(Candidate& candidate);
+  std::vector<PluginRecord> loadManyLocked(const std::vector<std::string>& paths);
+  PluginRecord& rememberLocked(PluginRecord record);
   void settleDuplicatesLocked();
   void refreshRegistrationsLocked(PluginRecord& record) const;
   void unloadLocked(const std::string& path);
+  void notice(const std::string& text) const;
 
   LoaderOptions options_;
   HostAbi host_;
   mutable std::mutex mutex_;
   std::vector<PluginRecord> records_;                       // in load order
   std::map<std::string, std::shared_ptr<Loaded>> loaded_;  // path -> library lease
+  std::map<std::string, std::weak_ptr<Loaded>> retired_;   // unloaded, maybe still in use
 };
 
 }  // namespace aotiplug

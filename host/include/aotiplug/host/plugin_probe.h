@@ -11,8 +11,9 @@
 //    runs its sample inputs, compares with the eager outputs the package carries, and
 //    destroys the runner;
 //  - it unloads: after the loader lets go, the library is no longer mapped.
-// The probe runs in the calling process: a plugin that crashes takes the caller down.
-// `aotiplug plugin check` therefore runs it in a child process; the conformance kit runs
+// The probe runs in the calling process: a plugin that crashes or hangs takes the caller
+// with it. `aotiplug plugin check` therefore runs it in a child process with a deadline,
+// and on_stage tells it what the probe is doing at each moment; the conformance kit runs
 // its parts as separate test cases.
 //
 // Thread safety: not reentrant for the same plugin path (it loads and unloads it).
@@ -21,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,9 @@ struct ProbeOptions {
   std::string model_package;  // a .pt2 to run through the plugin (optional)
   std::string device;         // device string for the model (default: the package's)
   LoaderOptions loader;
+  // Called before each stage: "loading", "asking for a runner", "running the model",
+  // "unloading".
+  std::function<void(const std::string& stage)> on_stage;
 };
 
 // aotiplug::ProbeReport
