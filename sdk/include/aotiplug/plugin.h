@@ -25,10 +25,14 @@
 //   Runs `void function()` when the library is loaded, e.g. to check the machine. If it
 //   throws, the host rejects the plugin with the exception's text.
 //
-// MUST: nothing here ever lets an exception escape a static initializer; errors are
-// recorded in the RegistrationLog for the host. A plugin MUST NOT add static initializers
-// of its own that can throw: the SDK cannot catch those, and a throw inside dlopen aborts
-// the host.
+// Nothing here ever lets an exception escape a static initializer: errors are recorded in
+// the RegistrationLog for the host, which rejects the plugin with the message. A static
+// initializer of the plugin's own that throws is another matter: thrown inside dlopen, it
+// either terminates the process or unwinds through glibc's loader with its lock held (the
+// next dlopen from any thread then hangs). Hosts therefore load every plugin they have not
+// seen in a child process first (the plugin scanner, host/plugin_scan.h) and refuse one
+// that throws, crashes, exits or hangs there; a plugin SHOULD NOT have such initializers,
+// and in a host that opted out of scanning one takes the host down.
 //
 // Thread safety: registration is serialized by the registry; loading two plugins from two
 // threads at once is safe.
