@@ -11,6 +11,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 
 def build_one(name, out):
+    # One inductor cache per model: two workers must never write the same cache entry.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(out, ".inductor-cache", name)
     import torch
     import models
     from aotiplug import package_model
@@ -31,7 +33,6 @@ def main() -> int:
     p.add_argument("--torch-version", default="")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(args.out, ".inductor-cache"))
     import models
     with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
         for name in pool.map(build_one, models.NAMES, [args.out] * len(models.NAMES)):
