@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/pt2_package.h>
 #include <aotiplug/runner_registry.h>
 
 #include <ATen/ops/abs.h>
@@ -15,7 +16,6 @@
 #include <boost/program_options.hpp>
 #include <c10/core/DeviceType.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 
 #include <algorithm>
 #include <atomic>
@@ -49,8 +49,7 @@ std::vector<at::Tensor> readInputsFile(const std::string& path) {
   if (!in) throw Error(StatusCode::kNotFound, "inputs file " + path + " cannot be opened");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   try {
-    std::vector<at::Tensor> out;
-    detail::collectTensors(torch::jit::pickle_load(bytes), &out);
+    std::vector<at::Tensor> out = tensorsFromPickledBytes(std::string(bytes.begin(), bytes.end()));
     if (out.empty()) throw Error(StatusCode::kInvalidArgument, "inputs file " + path + " holds no tensors");
     return out;
   } catch (const c10::Error& e) {
@@ -160,16 +159,23 @@ int runRunCommand(int argc, char** argv) {
   AOTIDelegateExecutor exec(package, nullptr, config, vm["model"].as<std::string>());
   const PackagedModel& model = exec.packagedModel();
 
-  std::string source;
+  // Where the inputs come from decides whether there is an eager reference to compare with:
+  // the package carries eager outputs for its sample inputs only.
+  enum class InputSource { kFile, kSamples, kGenerated };
+  InputSource from = InputSource::kSamples;
+  std::string source;  // the same, for people
   std::vector<at::Tensor> inputs;
   if (vm.count("inputs") != 0) {
     inputs = readInputsFile(vm["inputs"].as<std::string>());
+    from = InputSource::kFile;
     source = "file " + vm["inputs"].as<std::string>();
   } else if (auto samples = exec.package().sampleInputs(model); !samples.empty()) {
     inputs = std::move(samples);
+    from = InputSource::kSamples;
     source = "the package's sample inputs";
   } else if (!model.inputs.empty()) {
     inputs = generatedInputs(model.inputs);
+    from = InputSource::kGenerated;
     source = "generated from the input specs (" + model.specs_source + ")";
   } else {
     throw Error(StatusCode::kInvalidArgument,
@@ -192,8 +198,8 @@ int runRunCommand(int argc, char** argv) {
   // First run: outputs, and the comparison with eager.
   const std::vector<at::Tensor> outputs = exec.run(inputs);
   const std::vector<at::Tensor> reference =
-      vm.count("inputs") == 0 ? exec.package().referenceOutputs(model) : std::vector<at::Tensor>{};
-  bool compared = !reference.empty() && source == "the package's sample inputs";
+      from == InputSource::kSamples ? exec.package().referenceOutputs(model) : std::vector<at::Tensor>{};
+  const bool compared = !reference.empty();
   bool match = true;
   double max_diff = 0;
   std::string mismatch;  // why the outputs do not match, when it is not a difference in values
@@ -306,7 +312,10 @@ int runRunCommand(int argc, char** argv) {
                                 {"sum", o.defined() ? at::sum(o.to(at::kDouble)).item<double>() : 0.0},
                                 {"hash", tensorHash(o)}});
     }
-    out["eager"] = {{"compared", compared}, {"match", match}, {"max_abs_diff", max_diff}};
+    // Nothing compared: no verdict ("match": null), not a match.
+    out["eager"] = {{"compared", compared},
+                    {"match", compared ? nlohmann::json(match) : nlohmann::json(nullptr)},
+                    {"max_abs_diff", compared ? nlohmann::json(max_diff) : nlohmann::json(nullptr)}};
     if (!mismatch.empty()) out["eager"]["mismatch"] = mismatch;
     out["timing"] = {{"iterations", latencies.size()}, {"threads", threads},
                      {"p50_ms", percentile(latencies, 50)}, {"p90_ms", percentile(latencies, 90)},

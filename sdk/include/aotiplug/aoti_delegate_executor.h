@@ -41,22 +41,22 @@
 // outputs as the model declares; anything else is an error naming the plugin's runner.
 //
 // Ownership: owns the runner, the private directory and the package reader; shares the
-// Weights it is given. Thread safety: as described above.
+// Weights it is given. Thread safety: as described above. Compiled into libaotiplug
+// (sdk/src/aoti_delegate_executor.cpp).
 
 #include <aotiplug/delegate_executor.h>
 #include <aotiplug/error.h>
 #include <aotiplug/executor_config.h>
+#include <aotiplug/export.h>
 #include <aotiplug/private_directory.h>
 #include <aotiplug/pt2_package.h>
 #include <aotiplug/runner.h>
-#include <aotiplug/runner_registry.h>
-#include <aotiplug/tensor_spec.h>
 #include <aotiplug/weights.h>
 
-#include <iostream>
+#include <c10/core/Device.h>
+
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -64,7 +64,7 @@
 namespace aotiplug {
 
 // aotiplug::AOTIDelegateExecutor
-class AOTIDelegateExecutor final : public DelegateExecutor {
+class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
  public:
   AOTIDelegateExecutor(const std::string& package_path, std::shared_ptr<Weights> weights = {},
                        ExecutorConfig config = {}, const std::string& model_name = {});
@@ -124,260 +124,5 @@ class AOTIDelegateExecutor final : public DelegateExecutor {
   std::vector<std::string> ignored_;
   bool reported_folded_ = false;
 };
-
-// ---------------------------------------------------------------------------------------
-
-inline AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_path,
-                                                  std::shared_ptr<Weights> weights,
-                                                  ExecutorConfig config,
-                                                  const std::string& model_name)
-    : config_(std::move(config)) {
-  package_ = std::make_unique<Pt2Package>(package_path);
-  model_ = &package_->model(model_name);
-  if (config_.validateInputs && !model_->spec_problem.empty()) {
-    throw Error(StatusCode::kInvalidArgument,
-                "package " + package_path + ": model '" + model_->name +
-                    "' records no input specs, and they cannot be derived from its wrapper "
-                    "source: " + model_->spec_problem +
-                    ". Run it with input checks off (ExecutorConfig::validateInputs = false) "
-                    "only if its inputs are known to be right");
-  }
-
-  device_ = !config_.device.empty() ? config_.device : model_->deviceKey();
-  if (device_.empty()) {
-    throw Error(StatusCode::kInvalidArgument,
-                "package " + package_path + ": model '" + model_->name +
-                    "' records no AOTI_DEVICE_KEY; name the device in ExecutorConfig::device");
-  }
-  const c10::DeviceType device_type = parseDevice(device_).type();
-  if (!runnerRegistry().has(device_type)) {
-    std::string registered;
-    for (c10::DeviceType t : runnerRegistry().keys()) {
-      registered += (registered.empty() ? "" : ", ") + c10::DeviceTypeName(t, true);
-    }
-    throw Error(StatusCode::kNotFound,
-                "package " + package_path + ": model '" + model_->name + "' needs device '" +
-                    device_ + "', but no loaded plugin serves device type '" +
-                    c10::DeviceTypeName(device_type, true) + "' (registered: " +
-                    (registered.empty() ? std::string("none") : registered) + ")");
-  }
-
-  // Once per process and place: what hosts that died left behind there.
-  static std::mutex cleaned_mutex;
-  static std::set<std::string> cleaned;
-  {
-    std::lock_guard<std::mutex> lock(cleaned_mutex);
-    if (cleaned.insert(config_.extractionDir).second) {
-      PrivateDirectory::removeStale("aotiplug-model-", config_.extractionDir);
-    }
-  }
-  directory_ = std::make_unique<PrivateDirectory>("aotiplug-model-", config_.extractionDir);
-  const std::string so_path = package_->extract(*model_, *directory_);
-  try {
-    runner_ = createRunner(device_type, so_path, config_.maxNumConcurrentThreads, device_,
-                           directory_->path(), config_.runSingleThreaded);
-  } catch (const Error& e) {
-    throw Error(e.code(), "package " + package_path + " (model '" + model_->name + "'): " + e.what());
-  }
-  // The runner's device, index included ("cuda" resolved to the device it was made for).
-  device_ = runner_->info().device.empty() ? device_ : runner_->info().device;
-  run_device_ = parseDevice(device_);
-
-  for (const ConstantInfo& c : runner_->info().constants) {
-    has_folded_constants_ = has_folded_constants_ || c.from_folded;
-    if (c.from_folded) continue;
-    Constant entry{&c, c.sizes};
-    if (auto w = model_->wrapper_constants.find(c.name); entry.sizes.empty() && w != model_->wrapper_constants.end()) {
-      entry.sizes = w->second.sizes;
-    }
-    by_fqn_.emplace(c.original_fqn, std::move(entry));
-  }
-  if (!model_->weights_blob.empty()) {
-    const std::string blob = package_->readRecord(model_->weights_blob);
-    runner_->update_constants_from_blob(blob.data(), blob.size());
-  } else if (!model_->weights_config.empty()) {
-    auto stored = package_->storedWeights(*model_);
-    runner_->update_constant_buffer(toConstantMap(*stored, true), /*use_inactive=*/false,
-                                    /*validate_full_update=*/true);
-    active_weights_ = std::move(stored);
-  }
-  if (weights) initWeights(std::move(weights));
-}
-
-inline AOTIDelegateExecutor::~AOTIDelegateExecutor() {
-  runner_.reset();     // closes the model library ...
-  directory_.reset();  // ... before its files are removed
-}
-
-inline void AOTIDelegateExecutor::notice(const std::string& text) const {
-  if (config_.log) {
-    config_.log(text);
-  } else {
-    std::cerr << "[aotiplug] " << text << "\n";
-  }
-}
-
-inline ConstantMap AOTIDelegateExecutor::toConstantMap(const Weights& weights,
-                                                       bool require_complete) {
-  const std::string where = "model '" + model_->name + "' of " + package_->path();
-  ConstantMap out;
-  std::vector<std::string> ignored;
-  for (const auto& [fqn, tensor] : weights.all()) {
-    auto it = by_fqn_.find(fqn);
-    if (it == by_fqn_.end()) {
-      ignored.push_back(fqn);
-      continue;
-    }
-    const ConstantInfo& c = *it->second.info;
-    const std::vector<std::int64_t>& sizes = it->second.sizes;
-    if (!tensor.defined()) {
-      throw Error(StatusCode::kInvalidArgument, where + ": weight '" + fqn + "' is undefined");
-    }
-    if (tensor.scalar_type() != c.dtype) {
-      throw Error(StatusCode::kInvalidArgument,
-                  where + ": weight '" + fqn + "' must be " + c10::toString(c.dtype) + ", got " +
-                      c10::toString(tensor.scalar_type()));
-    }
-    if (!sizes.empty() && tensor.sizes().vec() != sizes) {
-      std::ostringstream os;
-      os << where << ": weight '" << fqn << "' must have sizes " << c10::IntArrayRef(sizes)
-         << ", got " << tensor.sizes();
-      throw Error(StatusCode::kInvalidArgument, os.str());
-    }
-    // Weights usually arrive on the CPU: the one copy a device model needs (to the
-    // runner's device, index included: never read across devices).
-    out.emplace(c.name, onDevice(tensor) ? tensor : tensor.to(run_device_));
-  }
-  if (require_complete) {
-    std::string missing;
-    for (const auto& [fqn, c] : by_fqn_) {
-      if (c.info->requiredInFullUpdate() && out.count(c.info->name) == 0) {
-        missing += (missing.empty() ? "" : ", ") + fqn;
-      }
-    }
-    if (!missing.empty()) {
-      throw Error(StatusCode::kInvalidArgument, where + ": the weights lack " + missing);
-    }
-  }
-  if (!ignored.empty()) {
-    std::sort(ignored.begin(), ignored.end());
-    if (ignored != ignored_) {
-      std::string list;
-      for (const auto& f : ignored) list += (list.empty() ? "" : ", ") + f;
-      notice(where + ": ignoring " + std::to_string(ignored.size()) +
-             " weight(s) that match no model constant (folded away or compiled into the "
-             "model's code): " + list);
-    }
-    ignored_ = std::move(ignored);
-  }
-  if (!reported_folded_) {
-    std::size_t folded = 0;
-    for (const auto& c : runner_->info().constants) folded += c.from_folded ? 1 : 0;
-    if (folded > 0) {
-      notice(where + ": " + std::to_string(folded) +
-             " constant(s) are produced by constant folding and recomputed from the weights");
-    }
-    reported_folded_ = true;
-  }
-  return out;
-}
-
-inline void AOTIDelegateExecutor::processWeights(std::shared_ptr<Weights> weights) {
-  if (!weights) throw Error(StatusCode::kInvalidArgument, "processWeights: no weights given");
-  std::lock_guard<std::mutex> lock(weights_mutex_);
-  // Whatever was processed before is overwritten in the inactive buffer from here on: a
-  // failure below must leave nothing to commit (the runner also refuses to swap in a
-  // buffer a failed update left behind).
-  pending_weights_.reset();
-  ConstantMap constants = toConstantMap(*weights, /*require_complete=*/true);
-  const bool in_place =
-      config_.useUserManagedWeights && runner_->info().features.user_managed_constant_buffer;
-  runner_->update_constant_buffer(constants, /*use_inactive=*/true,
-                                  /*validate_full_update=*/true, in_place);
-  // Folding computes the folded constants from the new weights. A model without any has
-  // nothing to fold (its library would only print a warning); its buffer is marked folded
-  // by the first run after the swap.
-  if (has_folded_constants_) runner_->run_const_fold(/*use_inactive=*/true);
-  pending_weights_ = std::move(weights);
-}
-
-inline void AOTIDelegateExecutor::commitWeights() {
-  std::lock_guard<std::mutex> lock(weights_mutex_);
-  if (!pending_weights_) {
-    throw Error(StatusCode::kFailedPrecondition,
-                "commitWeights: no processed weights to commit (call processWeights first)");
-  }
-  runner_->swap_constant_buffer();
-  active_weights_ = std::move(pending_weights_);
-}
-
-inline void AOTIDelegateExecutor::initWeights(std::shared_ptr<Weights> weights) {
-  std::lock_guard<std::mutex> lock(weights_mutex_);
-  if (!weights) throw Error(StatusCode::kInvalidArgument, "initWeights: no weights given");
-  if (runner_->info().constants_in_library) {
-    // The model library carries its weights: keep them (as upstream does).
-    active_weights_ = std::move(weights);
-    return;
-  }
-  runner_->update_constant_buffer(toConstantMap(*weights, true), /*use_inactive=*/false,
-                                  /*validate_full_update=*/true);
-  active_weights_ = std::move(weights);
-}
-
-inline std::vector<at::Tensor> AOTIDelegateExecutor::run(std::vector<at::Tensor>& inputs) {
-  return run(static_cast<const std::vector<at::Tensor>&>(inputs));
-}
-
-inline std::vector<at::Tensor> AOTIDelegateExecutor::run(const std::vector<at::Tensor>& inputs) {
-  const auto& specs = model_->inputs;
-  if (!config_.validateInputs || specs.empty()) return checkedOutputs(runner_->run(inputs));
-  if (inputs.size() != specs.size()) {
-    std::string names;
-    for (const auto& s : specs) names += (names.empty() ? "" : ", ") + s.name;
-    throw Error(StatusCode::kInvalidArgument,
-                "model '" + model_->name + "' takes " + std::to_string(specs.size()) +
-                    " input(s) (" + names + "), got " + std::to_string(inputs.size()));
-  }
-  // The common case allocates nothing: every input matches and is laid out as expected.
-  bool laid_out = true;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!tensorMatchesSpec(inputs[i], specs[i])) throw tensorSpecMismatch(inputs[i], specs[i], i, "input");
-    if (!onDevice(inputs[i])) {
-      throw Error(StatusCode::kInvalidArgument,
-                  "input " + std::to_string(i) + " ('" + specs[i].name + "') is on " +
-                      inputs[i].device().str() + ", the model runs on " + device_);
-    }
-    laid_out = laid_out && tensorHasSpecLayout(inputs[i], specs[i]);
-  }
-  if (laid_out) return checkedOutputs(runner_->run(inputs));
-  std::vector<at::Tensor> normalized;
-  normalized.reserve(inputs.size());
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    normalized.push_back(
-        checkTensorAgainstSpec(inputs[i], specs[i], i, "input", config_.convertInputLayouts));
-  }
-  return checkedOutputs(runner_->run(normalized));
-}
-
-inline std::vector<at::Tensor> AOTIDelegateExecutor::checkedOutputs(std::vector<at::Tensor> outputs) const {
-  const std::size_t declared = runner_->info().numOutputs();
-  if (outputs.size() != declared) {
-    throw Error(StatusCode::kPluginError,
-                "the runner for model '" + model_->name + "' of " + package_->path() +
-                    " returned " + std::to_string(outputs.size()) + " output(s), expected " +
-                    std::to_string(declared) + " (the number the model library declares)");
-  }
-  return outputs;
-}
-
-inline std::vector<std::string> AOTIDelegateExecutor::ignoredWeights() const {
-  std::lock_guard<std::mutex> lock(weights_mutex_);
-  return ignored_;
-}
-
-inline bool AOTIDelegateExecutor::hasPendingWeights() const {
-  std::lock_guard<std::mutex> lock(weights_mutex_);
-  return pending_weights_ != nullptr;
-}
 
 }  // namespace aotiplug

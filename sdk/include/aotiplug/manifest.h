@@ -11,18 +11,22 @@
 // another SDK ABI major, a newer SDK ABI minor, another LibTorch version or another
 // libstdc++ string ABI is refused with both values named.
 //
-// Layout rules: ManifestData is frozen. New fields are appended, layout_version goes up,
-// and readers take struct_size from the data, so an old host can read a newer manifest
-// and a new host an older one.
-// Thread safety: plain values and pure functions.
+// Layout rules: ManifestData's layout 1 (kManifestLayout1Size bytes, every field up to
+// sdk_version) is frozen, field by field (the static_asserts below). New fields are
+// appended, layout_version goes up, and readers take struct_size from the data: a reader
+// needs only the layout-1 bytes, reads what it knows of a longer (newer) note, and sees
+// the fields an older, shorter note lacks as zero. So an old host reads a newer manifest
+// and a new host an older one (tests/sdk/test_manifest.cpp decodes all three).
+// Thread safety: plain values and pure functions; decodeManifest and checkCompatibility
+// are compiled into libaotiplug (sdk/src/manifest.cpp).
 
+#include <aotiplug/export.h>
 #include <aotiplug/version.h>
 
 #include <c10/core/DeviceType.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -56,6 +60,26 @@ struct ManifestData {
   char sdk_version[32];
 };
 static_assert(sizeof(ManifestData) % 4 == 0, "ELF note payloads are 4-byte padded");
+
+// Layout 1, locked: a field that moves breaks every plugin built before it moved.
+inline constexpr std::size_t kManifestLayout1Size = 196;
+static_assert(offsetof(ManifestData, magic) == 0 && offsetof(ManifestData, struct_size) == 4 &&
+                  offsetof(ManifestData, layout_version) == 6 &&
+                  offsetof(ManifestData, abi_major) == 8 && offsetof(ManifestData, abi_minor) == 10 &&
+                  offsetof(ManifestData, torch_major) == 12 &&
+                  offsetof(ManifestData, torch_minor) == 14 &&
+                  offsetof(ManifestData, torch_patch) == 16 &&
+                  offsetof(ManifestData, cxx11_abi) == 18 &&
+                  offsetof(ManifestData, num_devices) == 19 &&
+                  offsetof(ManifestData, devices) == 20 && offsetof(ManifestData, name) == 36 &&
+                  offsetof(ManifestData, version) == 100 &&
+                  offsetof(ManifestData, torch_version) == 132 &&
+                  offsetof(ManifestData, sdk_version) == 164,
+              "ManifestData layout 1 is frozen: append new fields, never move one");
+static_assert(offsetof(ManifestData, sdk_version) + sizeof(ManifestData::sdk_version) ==
+                  kManifestLayout1Size,
+              "layout 1 ends after sdk_version");
+static_assert(sizeof(ManifestData) >= kManifestLayout1Size, "a layout only grows");
 
 // aotiplug::ManifestNote — the complete ELF note (header, owner name, payload).
 struct ManifestNote {
@@ -91,10 +115,11 @@ struct HostAbi {
 // The HostAbi of the code including this header (LibTorch version from its headers).
 HostAbi currentHostAbi();
 
-// Decodes a note payload; nullopt with *error set when it is malformed (wrong magic, too
-// short, strings not terminated, too many devices).
-inline std::optional<PluginManifest> decodeManifest(const void* data, std::size_t size,
-                                                    std::string* error);
+// Decodes a note payload of any layout version (at least kManifestLayout1Size bytes);
+// nullopt with *error set when it is malformed (wrong magic, too short, struct_size not
+// what the note holds, strings not terminated, too many devices).
+AOTIPLUG_API std::optional<PluginManifest> decodeManifest(const void* data, std::size_t size,
+                                                          std::string* error);
 
 // aotiplug::Incompatibility — which rule a manifest breaks.
 enum class Incompatibility {
@@ -114,7 +139,7 @@ struct Compatibility {
 };
 
 // Whether a host built as `host` may load a plugin with manifest `m`.
-inline Compatibility checkCompatibility(const PluginManifest& m, const HostAbi& host);
+AOTIPLUG_API Compatibility checkCompatibility(const PluginManifest& m, const HostAbi& host);
 
 namespace detail {
 
@@ -171,84 +196,6 @@ constexpr ManifestNote makeManifestNote(const char* name, const char* version,
 }
 
 }  // namespace detail
-
-inline std::optional<PluginManifest> decodeManifest(const void* data, std::size_t size,
-                                                    std::string* error) {
-  auto fail = [&](const std::string& why) {
-    if (error != nullptr) *error = why;
-    return std::nullopt;
-  };
-  // The fields every layout version has: everything up to and including sdk_version.
-  constexpr std::size_t kMinimum = sizeof(ManifestData);
-  if (data == nullptr || size < kMinimum) {
-    return fail("manifest payload is " + std::to_string(size) + " bytes, expected at least " +
-                std::to_string(kMinimum));
-  }
-  ManifestData d;
-  std::memcpy(&d, data, sizeof d);  // the payload may be unaligned in a file buffer
-  if (d.magic != kManifestMagic) return fail("manifest has a wrong magic number");
-  if (d.struct_size < kMinimum || d.struct_size > size) {
-    return fail("manifest declares " + std::to_string(d.struct_size) +
-                " bytes but the note holds " + std::to_string(size));
-  }
-  if (d.num_devices == 0 || d.num_devices > kManifestMaxDevices) {
-    return fail("manifest declares " + std::to_string(d.num_devices) + " device types");
-  }
-  auto terminated = [](const char* field, std::size_t n) {
-    return std::memchr(field, '\0', n) != nullptr;
-  };
-  if (!terminated(d.name, sizeof d.name) || !terminated(d.version, sizeof d.version) ||
-      !terminated(d.torch_version, sizeof d.torch_version) ||
-      !terminated(d.sdk_version, sizeof d.sdk_version)) {
-    return fail("manifest has an unterminated string");
-  }
-  PluginManifest m;
-  m.name = detail::readFixed(d.name);
-  if (m.name.empty()) return fail("manifest has an empty plugin name");
-  m.version = detail::readFixed(d.version);
-  m.abi_major = d.abi_major;
-  m.abi_minor = d.abi_minor;
-  m.torch_version = detail::readFixed(d.torch_version);
-  m.cxx11_abi = d.cxx11_abi != 0;
-  m.sdk_version = detail::readFixed(d.sdk_version);
-  m.layout_version = d.layout_version;
-  for (std::size_t i = 0; i < d.num_devices; ++i) {
-    const int value = d.devices[i];
-    if (value < 0 || value >= static_cast<int>(c10::COMPILE_TIME_MAX_DEVICE_TYPES)) {
-      return fail("manifest names an unknown device type " + std::to_string(value));
-    }
-    m.devices.push_back(static_cast<c10::DeviceType>(value));
-  }
-  return m;
-}
-
-inline Compatibility checkCompatibility(const PluginManifest& m, const HostAbi& host) {
-  auto abi = [](unsigned major, unsigned minor) {
-    return std::to_string(major) + "." + std::to_string(minor);
-  };
-  if (m.abi_major != host.abi_major) {
-    return {Incompatibility::kAbiMajor, "SDK ABI major differs: plugin " +
-                                            abi(m.abi_major, m.abi_minor) + ", host " +
-                                            abi(host.abi_major, host.abi_minor)};
-  }
-  if (m.abi_minor > host.abi_minor) {
-    return {Incompatibility::kAbiMinorNewer, "plugin needs a newer SDK ABI minor: plugin " +
-                                                 abi(m.abi_major, m.abi_minor) + ", host " +
-                                                 abi(host.abi_major, host.abi_minor)};
-  }
-  if (m.torch_version != host.torch_version) {
-    return {Incompatibility::kTorchVersion, "LibTorch version differs: plugin " +
-                                                m.torch_version + ", host " +
-                                                host.torch_version};
-  }
-  if (m.cxx11_abi != host.cxx11_abi) {
-    return {Incompatibility::kCxx11Abi,
-            std::string("libstdc++ C++11 ABI differs: plugin _GLIBCXX_USE_CXX11_ABI=") +
-                (m.cxx11_abi ? "1" : "0") + ", host _GLIBCXX_USE_CXX11_ABI=" +
-                (host.cxx11_abi ? "1" : "0")};
-  }
-  return {};
-}
 
 }  // namespace aotiplug
 

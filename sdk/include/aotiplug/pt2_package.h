@@ -22,10 +22,12 @@
 // lands outside it and no two files collide.
 //
 // Ownership: owns the archive reader. Thread safety: const member functions may be called
-// concurrently (the reader serializes its own access).
+// concurrently (the reader serializes its own access). Compiled into libaotiplug
+// (sdk/src/pt2_package.cpp): hosts include this header without the archive reader's,
+// the unpickler's or the JSON parser's.
 
-#include <aotiplug/crc32.h>
 #include <aotiplug/error.h>
+#include <aotiplug/export.h>
 #include <aotiplug/private_directory.h>
 #include <aotiplug/status.h>
 #include <aotiplug/tensor_spec.h>
@@ -33,27 +35,18 @@
 #include <aotiplug/wrapper_source.h>
 
 #include <ATen/Tensor.h>
-#include <ATen/ops/empty_strided.h>
-#include <caffe2/serialize/inline_container.h>
-#include <c10/util/Exception.h>
-#include <nlohmann/json.hpp>
-#include <torch/csrc/jit/serialization/pickle.h>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <optional>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+namespace caffe2::serialize {
+class PyTorchStreamReader;
+}  // namespace caffe2::serialize
 
 namespace aotiplug {
 
@@ -86,8 +79,13 @@ struct PackagedModel {
   }
 };
 
+// The tensors of a torch.save'd object (a tensor, or lists and tuples of them; of the
+// (args, kwargs) pair torch.export stores, the args), in order. Throws c10::Error when the
+// bytes are not a pickle LibTorch can read.
+AOTIPLUG_API std::vector<at::Tensor> tensorsFromPickledBytes(const std::string& bytes);
+
 // aotiplug::Pt2Package
-class Pt2Package {
+class AOTIPLUG_API Pt2Package {
  public:
   // A declared entry size above kBombRatio x the archive size (plus kBombSlack) is refused.
   // The same bound holds for the sum over all entries; and a package has at most
@@ -97,6 +95,9 @@ class Pt2Package {
   static constexpr std::size_t kMaxEntries = 65536;
 
   explicit Pt2Package(const std::string& path);
+  ~Pt2Package();
+  Pt2Package(const Pt2Package&) = delete;
+  Pt2Package& operator=(const Pt2Package&) = delete;
 
   const std::string& path() const noexcept { return path_; }
   std::vector<std::string> modelNames() const;
@@ -149,9 +150,7 @@ class Pt2Package {
     FileDescriptor() = default;
     FileDescriptor(const FileDescriptor&) = delete;
     FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() {
-      if (fd >= 0) ::close(fd);
-    }
+    ~FileDescriptor();
   };
   FileDescriptor archive_;  // the archive, for copying stored entries without a user-space buffer
   std::uint64_t archive_size_ = 0;
@@ -160,477 +159,5 @@ class Pt2Package {
   std::map<std::string, std::uint32_t> crcs_;  // by record name, from the central directory
   std::vector<PackagedModel> models_;
 };
-
-// ---------------------------------------------------------------------------------------
-
-namespace detail {
-
-inline bool endsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-inline void collectTensors(const c10::IValue& v, std::vector<at::Tensor>* out) {
-  if (v.isTensor()) {
-    out->push_back(v.toTensor());
-  } else if (v.isList()) {
-    for (const auto& item : v.toListRef()) collectTensors(item, out);
-  } else if (v.isTuple()) {
-    const auto& elements = v.toTupleRef().elements();
-    // torch.export stores (args, kwargs): take the args.
-    if (elements.size() == 2 && (elements[0].isTuple() || elements[0].isList()) &&
-        elements[1].isGenericDict()) {
-      collectTensors(elements[0], out);
-      return;
-    }
-    for (const auto& item : elements) collectTensors(item, out);
-  }
-}
-
-}  // namespace detail
-
-inline Pt2Package::Pt2Package(const std::string& path) : path_(path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path_, ec)) {
-    fail(StatusCode::kNotFound, "no such file");
-  }
-  archive_size_ = std::filesystem::file_size(path_, ec);
-  archive_.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);  // -1: extract() reads through reader_
-  try {
-    reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path_);
-    records_ = reader_->getAllRecords();
-  } catch (const c10::Error& e) {
-    fail(StatusCode::kInvalidArgument,
-         "not a readable .pt2 archive: " + std::string(e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    fail(StatusCode::kInvalidArgument, std::string("not a readable .pt2 archive: ") + e.what());
-  }
-  // Directory entries ("data/", and "" for the top folder itself) of a package re-zipped
-  // with `zip -r` hold nothing.
-  records_.erase(std::remove_if(records_.begin(), records_.end(),
-                                [](const std::string& r) { return r.empty() || r.back() == '/'; }),
-                 records_.end());
-  if (records_.size() > kMaxEntries) {
-    fail(StatusCode::kInvalidArgument, "holds " + std::to_string(records_.size()) +
-                                           " entries; a package may hold at most " +
-                                           std::to_string(kMaxEntries));
-  }
-  std::sort(records_.begin(), records_.end());
-  const std::uint64_t bound = archive_size_ * kBombRatio + kBombSlack;
-  std::uint64_t declared_total = 0;
-  for (const std::string& r : records_) {
-    std::uint64_t declared = 0;
-    try {
-      declared = reader_->getRecordSize(r);
-    } catch (const c10::Error&) {
-      continue;  // readRecord names what is wrong with it, if it is ever read
-    }
-    if (declared > bound) {
-      fail(StatusCode::kInvalidArgument, "entry '" + r + "' declares " + std::to_string(declared) +
-                                             " bytes in an archive of " + std::to_string(archive_size_) +
-                                             " bytes; refusing to inflate it");
-    }
-    declared_total += declared;
-  }
-  if (declared_total > bound) {
-    fail(StatusCode::kInvalidArgument,
-         "its entries declare " + std::to_string(declared_total) + " bytes in all in an archive of " +
-             std::to_string(archive_size_) + " bytes (overlapping or bombed entries); refusing to read it");
-  }
-  readCentralDirectory();
-  const std::string prefix = "data/aotinductor/";
-  std::map<std::string, PackagedModel> by_name;
-  for (const std::string& r : records_) {
-    if (!PrivateDirectory::isSafeRelativePath(r)) {
-      fail(StatusCode::kInvalidArgument,
-           "entry '" + r + "' has an unsafe name (absolute, or with '..' or empty parts)");
-    }
-    if (r.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string rest = r.substr(prefix.size());
-    const auto slash = rest.find('/');
-    if (slash == std::string::npos) continue;  // a file directly in data/aotinductor/
-    PackagedModel& m = by_name[rest.substr(0, slash)];
-    m.name = rest.substr(0, slash);
-    m.directory = prefix + m.name + "/";
-    m.records.push_back(r);
-  }
-  for (auto& [name, m] : by_name) {
-    std::vector<std::string> libraries;
-    for (const std::string& r : m.records) {
-      if (detail::endsWith(r, ".so")) libraries.push_back(r);
-    }
-    if (libraries.size() > 1) {
-      // Prefer AOTInductor's wrapper library.
-      std::vector<std::string> wrappers;
-      for (const auto& l : libraries) {
-        if (detail::endsWith(l, ".wrapper.so")) wrappers.push_back(l);
-      }
-      if (wrappers.size() == 1) libraries = wrappers;
-    }
-    if (libraries.empty()) {
-      const bool has_sources = std::any_of(m.records.begin(), m.records.end(), [](const auto& r) {
-        return detail::endsWith(r, ".cpp");
-      });
-      fail(StatusCode::kInvalidArgument,
-           "model '" + name + "' has no model library (.so) under " + m.directory +
-               (has_sources ? ": it holds C++ sources only (package_cpp_only?); aotiplug runs "
-                              "compiled models"
-                            : ""));
-    }
-    if (libraries.size() > 1) {
-      std::string list;
-      for (const auto& l : libraries) list += (list.empty() ? "" : ", ") + l;
-      fail(StatusCode::kInvalidArgument,
-           "model '" + name + "' has several model libraries and none is the wrapper: " + list);
-    }
-    m.library = libraries.front();
-    const std::string stem = m.library.substr(0, m.library.size() - 3);
-    for (const std::string& r : m.records) {
-      if (r == stem + "_weights.blob") m.weights_blob = r;
-      if (r == m.directory + "weights_config.json") m.weights_config = r;
-    }
-    const std::string metadata_record = stem + "_metadata.json";
-    if (std::binary_search(records_.begin(), records_.end(), metadata_record)) {
-      const nlohmann::json doc =
-          nlohmann::json::parse(readRecord(metadata_record), nullptr, /*allow_exceptions=*/false);
-      if (!doc.is_object()) fail(StatusCode::kInvalidArgument, metadata_record + " is not a JSON object");
-      for (auto it = doc.begin(); it != doc.end(); ++it) {
-        if (it->is_string()) m.metadata.emplace(it.key(), it->get<std::string>());
-      }
-      if (auto in = m.metadata.find("aotiplug.inputs"); in != m.metadata.end()) {
-        m.inputs = parseTensorSpecs(in->second, "input specs of model '" + name + "' in " + path_);
-        m.specs_source = "aotiplug metadata";
-      }
-      if (auto out = m.metadata.find("aotiplug.outputs"); out != m.metadata.end()) {
-        m.outputs = parseTensorSpecs(out->second, "output specs of model '" + name + "' in " + path_);
-      }
-    }
-    if (const std::string source = stem + ".cpp"; std::binary_search(records_.begin(), records_.end(), source)) {
-      m.wrapper_source = source;
-      if (m.specs_source.empty() || m.metadata.count("aotiplug.constants") == 0) readWrapperSource(m);
-    }
-    models_.push_back(std::move(m));
-  }
-  if (models_.empty()) {
-    fail(StatusCode::kInvalidArgument,
-         "holds no AOTInductor model (nothing under data/aotinductor/<model>/)");
-  }
-}
-
-inline void Pt2Package::readWrapperSource(PackagedModel& m) const {
-  try {
-    const std::string text = readRecord(m.wrapper_source);
-    const WrapperSource source = parseWrapperSource(text, "the wrapper source " + m.wrapper_source);
-    for (const WrapperConstant& c : source.constants) m.wrapper_constants.emplace(c.name, c);
-    if (m.specs_source.empty() && !source.inputs.empty()) {
-      m.inputs = source.inputs;
-      m.specs_source = "wrapper source " + m.wrapper_source;
-    }
-  } catch (const Error& e) {
-    m.spec_problem = e.what();
-  }
-}
-
-inline std::vector<std::string> Pt2Package::modelNames() const {
-  std::vector<std::string> out;
-  for (const auto& m : models_) out.push_back(m.name);
-  return out;
-}
-
-inline const PackagedModel& Pt2Package::model(const std::string& name) const {
-  auto list = [&] {
-    std::string text;
-    for (const auto& m : models_) text += (text.empty() ? "" : ", ") + m.name;
-    return text;
-  };
-  if (name.empty()) {
-    if (models_.size() != 1) {
-      fail(StatusCode::kInvalidArgument,
-           "holds " + std::to_string(models_.size()) + " models (" + list() + "): name one");
-    }
-    return models_.front();
-  }
-  for (const auto& m : models_) {
-    if (m.name == name) return m;
-  }
-  fail(StatusCode::kNotFound, "has no model '" + name + "' (it has: " + list() + ")");
-}
-
-inline bool Pt2Package::hasRecord(const std::string& name) const {
-  return std::binary_search(records_.begin(), records_.end(), name);
-}
-
-inline std::string Pt2Package::readRecord(const std::string& name) const {
-  if (!hasRecord(name)) fail(StatusCode::kNotFound, "has no entry '" + name + "'");
-  try {
-    const std::uint64_t declared = reader_->getRecordSize(name);
-    if (declared > archive_size_ * kBombRatio + kBombSlack) {
-      fail(StatusCode::kInvalidArgument,
-           "entry '" + name + "' declares " + std::to_string(declared) +
-               " bytes in an archive of " + std::to_string(archive_size_) +
-               " bytes; refusing to inflate it");
-    }
-    std::string data(declared, '\0');
-    const std::size_t got = reader_->getRecord(name, data.data(), data.size());
-    data.resize(got);
-    // LibTorch's miniz is built without its CRC checks: check here.
-    if (const auto expected = recordedCrc(name)) checkCrc(name, detail::crc32(0, data.data(), data.size()), *expected);
-    return data;
-  } catch (const c10::Error& e) {
-    fail(StatusCode::kInvalidArgument,
-         "cannot read entry '" + name + "': " + std::string(e.what_without_backtrace()));
-  }
-}
-
-inline std::string Pt2Package::extract(const PackagedModel& m, PrivateDirectory& dir) const {
-  std::string library;
-  for (const std::string& r : m.records) {
-    const bool wanted_source = r == m.wrapper_source && m.metadata.count("aotiplug.constants") == 0;
-    if ((detail::endsWith(r, ".cpp") || detail::endsWith(r, ".h")) && !wanted_source) continue;
-    if (r == m.weights_blob) continue;  // loaded from memory, not from a file
-    const std::string relative = r.substr(m.directory.size());
-    std::string written;
-    if (const std::optional<Span> span = storedSpan(r)) {
-      // AOTInductor stores entries uncompressed: write them from the archive's pages
-      // (measured: about a fifth of package open -> first output went to reading the
-      // library into a zeroed buffer and writing it out again; see copySpan).
-      written = dir.writeFileWith(relative, [&](int out, const std::string& target) {
-        copySpan(r, *span, out, target);
-      });
-    } else {
-      const std::string data = readRecord(r);
-      written = dir.writeFile(relative, data.data(), data.size());
-    }
-    if (r == m.library) library = written;
-  }
-  return library;
-}
-
-inline std::optional<Pt2Package::Span> Pt2Package::storedSpan(const std::string& name) const {
-  if (archive_.fd < 0 || !hasRecord(name)) return std::nullopt;
-  std::uint64_t header = 0, offset = 0, size = 0;
-  try {
-    header = reader_->getRecordHeaderOffset(name);
-    offset = reader_->getRecordOffset(name);
-    size = reader_->getRecordSize(name);
-  } catch (const c10::Error&) {
-    return std::nullopt;  // readRecord reports what is wrong
-  }
-  // The local file header: signature 0x04034b50, then the compression method at byte 8.
-  unsigned char h[30];
-  if (::pread(archive_.fd, h, sizeof h, static_cast<off_t>(header)) != static_cast<ssize_t>(sizeof h)) {
-    return std::nullopt;
-  }
-  const auto le16 = [&](int at) { return static_cast<unsigned>(h[at] | (h[at + 1] << 8)); };
-  if (le16(0) != 0x4b50 || le16(2) != 0x0403 || le16(8) != 0 /* stored */) return std::nullopt;
-
-  if (offset < header + sizeof h || offset > archive_size_ || size > archive_size_ - offset) {
-    fail(StatusCode::kInvalidArgument,
-         "entry '" + name + "' (" + std::to_string(size) + " bytes at offset " +
-             std::to_string(offset) + ") runs past the end of the archive (" +
-             std::to_string(archive_size_) + " bytes): truncated?");
-  }
-  return Span{offset, size};
-}
-
-inline std::optional<std::uint32_t> Pt2Package::recordedCrc(const std::string& name) const {
-  auto it = crcs_.find(name);
-  if (it == crcs_.end()) return std::nullopt;
-  return it->second;
-}
-
-inline void Pt2Package::readCentralDirectory() {
-  // The end-of-central-directory record (signature 0x06054b50) is in the last 64 KiB + 22
-  // bytes; a zip64 archive has a locator just before it pointing at the zip64 record.
-  if (archive_.fd < 0 || archive_size_ < 22) return;
-  const auto le = [](const unsigned char* p, int n) {
-    std::uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
-    return v;
-  };
-  const std::uint64_t tail_size = std::min<std::uint64_t>(archive_size_, 65535 + 22);
-  std::vector<unsigned char> tail(tail_size);
-  if (::pread(archive_.fd, tail.data(), tail.size(), static_cast<off_t>(archive_size_ - tail_size)) !=
-      static_cast<ssize_t>(tail.size())) {
-    return;
-  }
-  std::size_t eocd = tail.size() - 22 + 1;
-  while (eocd-- > 0) {
-    if (tail[eocd] == 0x50 && tail[eocd + 1] == 0x4b && tail[eocd + 2] == 0x05 && tail[eocd + 3] == 0x06) break;
-  }
-  if (eocd > tail.size()) return;
-  std::uint64_t count = le(&tail[eocd + 10], 2);
-  std::uint64_t cd_size = le(&tail[eocd + 12], 4);
-  std::uint64_t cd_offset = le(&tail[eocd + 16], 4);
-  if (count == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
-    const std::uint64_t locator = archive_size_ - tail_size + eocd;
-    unsigned char l[20], z[56];
-    if (locator < 20 || ::pread(archive_.fd, l, sizeof l, static_cast<off_t>(locator - 20)) != 20 ||
-        le(l, 4) != 0x07064b50) {
-      return;
-    }
-    const std::uint64_t record = le(l + 8, 8);
-    if (record > archive_size_ - sizeof z || ::pread(archive_.fd, z, sizeof z, static_cast<off_t>(record)) != 56 ||
-        le(z, 4) != 0x06064b50) {
-      return;
-    }
-    count = le(z + 32, 8);
-    cd_size = le(z + 40, 8);
-    cd_offset = le(z + 48, 8);
-  }
-  if (cd_offset > archive_size_ || cd_size > archive_size_ - cd_offset) return;
-  std::vector<unsigned char> cd(cd_size);
-  if (::pread(archive_.fd, cd.data(), cd.size(), static_cast<off_t>(cd_offset)) != static_cast<ssize_t>(cd.size())) {
-    return;
-  }
-  // Entries: signature 0x02014b50, CRC-32 at 16, name length at 28, extra at 30, comment at
-  // 32, the name at 46. Names are keyed without the archive's top folder, as records are.
-  for (std::size_t at = 0; at + 46 <= cd.size() && le(&cd[at], 4) == 0x02014b50;) {
-    const std::size_t name_len = le(&cd[at + 28], 2);
-    const std::size_t skip = 46 + name_len + le(&cd[at + 30], 2) + le(&cd[at + 32], 2);
-    if (at + skip > cd.size()) break;
-    std::string name(reinterpret_cast<const char*>(&cd[at + 46]), name_len);
-    const auto slash = name.find('/');
-    if (slash != std::string::npos) crcs_[name.substr(slash + 1)] = static_cast<std::uint32_t>(le(&cd[at + 16], 4));
-    at += skip;
-  }
-}
-
-inline void Pt2Package::checkCrc(const std::string& name, std::uint32_t crc, std::uint32_t expected) const {
-  if (crc == expected) return;
-  char text[64];
-  std::snprintf(text, sizeof text, "CRC-32 %08x, the archive records %08x", crc, expected);
-  fail(StatusCode::kInvalidArgument, "entry '" + name + "' is corrupt: its " + text);
-}
-
-inline void Pt2Package::copySpan(const std::string& name, const Span& span, int out,
-                                 const std::string& target) const {
-  const auto broken = [&](const std::string& why) {
-    fail(StatusCode::kUnavailable, "cannot copy into " + target + ": " + why);
-  };
-  const std::string ended = "the archive ended early (changed while open?)";
-  // Writes [data, data + size) to `out`; false when the source became unreadable (EFAULT:
-  // a mapped archive truncated meanwhile — the kernel reports it, no SIGBUS in user space).
-  std::uint32_t crc = 0;
-  const auto writeAll = [&](const char* data, std::size_t size) {
-    while (size > 0) {
-      const ssize_t w = ::write(out, data, std::min<std::size_t>(size, kCopyChunk));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0 && errno == EFAULT) return false;
-      if (w <= 0) broken(w == 0 ? "wrote nothing" : std::strerror(errno));
-      data += w;
-      size -= static_cast<std::size_t>(w);
-    }
-    return true;
-  };
-  struct stat st {};
-  if (::fstat(archive_.fd, &st) != 0) broken(std::strerror(errno));
-  if (static_cast<std::uint64_t>(st.st_size) < span.offset + span.size) broken(ended);
-  if (span.size == 0) return;
-  // Reserve the blocks first: writing into allocated space skips the file system's
-  // per-page delayed allocation (ext4: 0.87-0.91 ms against 1.0-1.09 ms for the write
-  // below), and a full disk is an error before anything is written. Where a file system
-  // cannot preallocate, the write allocates as it goes.
-  if (::fallocate(out, 0, 0, static_cast<off_t>(span.size)) != 0 && errno == ENOSPC) {
-    broken(std::strerror(ENOSPC));
-  }
-
-  // The archive's pages, mapped and populated at once, written straight from the mapping:
-  // measured on a 4.5 MB model library (ext4), 1.04 ms against 1.39 ms for copy_file_range
-  // (which splices page by page) and 1.1-1.2 ms through a buffer. Only write() reads the
-  // mapping, so a file truncated meanwhile is an EFAULT, never a SIGBUS here.
-  const long page = ::sysconf(_SC_PAGESIZE);
-  const std::uint64_t base = span.offset - span.offset % static_cast<std::uint64_t>(page > 0 ? page : 4096);
-  const std::size_t length = static_cast<std::size_t>(span.offset + span.size - base);
-  void* mapped = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, archive_.fd,
-                        static_cast<off_t>(base));
-  if (mapped != MAP_FAILED) {
-    // Chunk by chunk, so the CRC is taken of bytes still in the cache. The CRC reads the
-    // mapping too: only after write() has read a chunk (no EFAULT: those pages are there).
-    const char* data = static_cast<const char*>(mapped) + (span.offset - base);
-    bool complete = true;
-    for (std::uint64_t done = 0; complete && done < span.size;) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kCopyChunk, span.size - done));
-      complete = writeAll(data + done, n);
-      if (complete) crc = detail::crc32(crc, data + done, n);
-      done += n;
-    }
-    ::munmap(mapped, length);
-    if (!complete) broken(ended);
-    if (const auto expected = recordedCrc(name)) checkCrc(name, crc, *expected);
-    return;
-  }
-  // Not mappable (some file systems): through a buffer.
-  std::vector<char> buffer(std::min<std::uint64_t>(span.size, kCopyChunk));
-  loff_t from = static_cast<loff_t>(span.offset);
-  std::uint64_t left = span.size;
-  while (left > 0) {
-    const ssize_t n = ::pread(archive_.fd, buffer.data(), std::min<std::uint64_t>(left, buffer.size()), from);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) broken(n == 0 ? ended : std::strerror(errno));
-    writeAll(buffer.data(), static_cast<std::size_t>(n));
-    crc = detail::crc32(crc, buffer.data(), static_cast<std::size_t>(n));
-    from += n;
-    left -= static_cast<std::uint64_t>(n);
-  }
-  if (const auto expected = recordedCrc(name)) checkCrc(name, crc, *expected);
-}
-
-inline std::vector<at::Tensor> Pt2Package::tensorsFromPickle(const std::string& record) const {
-  const std::string bytes = readRecord(record);
-  try {
-    const c10::IValue value = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-    std::vector<at::Tensor> out;
-    detail::collectTensors(value, &out);
-    return out;
-  } catch (const c10::Error& e) {
-    fail(StatusCode::kInvalidArgument,
-         "cannot unpickle '" + record + "': " + std::string(e.what_without_backtrace()));
-  }
-}
-
-inline std::vector<at::Tensor> Pt2Package::sampleInputs(const PackagedModel& m) const {
-  const std::string record = "data/sample_inputs/" + m.name + ".pt";
-  return hasRecord(record) ? tensorsFromPickle(record) : std::vector<at::Tensor>{};
-}
-
-inline std::vector<at::Tensor> Pt2Package::referenceOutputs(const PackagedModel& m) const {
-  const std::string record = "extra/aotiplug/" + m.name + "/reference_outputs.pt";
-  return hasRecord(record) ? tensorsFromPickle(record) : std::vector<at::Tensor>{};
-}
-
-inline std::shared_ptr<Weights> Pt2Package::storedWeights(const PackagedModel& m) const {
-  if (m.weights_config.empty()) return nullptr;
-  // weights_config.json: {fqn: [record in data/weights/, sizes, strides, storage offset]}
-  const nlohmann::json config =
-      nlohmann::json::parse(readRecord(m.weights_config), nullptr, /*allow_exceptions=*/false);
-  if (!config.is_object()) fail(StatusCode::kInvalidArgument, m.weights_config + " is not a JSON object");
-  std::map<std::string, at::Tensor> tensors;
-  for (auto it = config.begin(); it != config.end(); ++it) {
-    const auto& entry = it.value();
-    if (!entry.is_array() || entry.size() < 1 || !entry[0].is_string()) {
-      fail(StatusCode::kInvalidArgument, m.weights_config + ": bad entry for '" + it.key() + "'");
-    }
-    const std::string record = "data/weights/" + entry[0].get<std::string>();
-    std::vector<at::Tensor> t = tensorsFromPickle(record);
-    if (t.size() != 1) fail(StatusCode::kInvalidArgument, record + " does not hold one tensor");
-    at::Tensor value = t.front();
-    if (entry.size() >= 4 && entry[1].is_array() && entry[2].is_array()) {
-      try {
-        value = value.as_strided(entry[1].get<std::vector<std::int64_t>>(),
-                                 entry[2].get<std::vector<std::int64_t>>(),
-                                 entry[3].get<std::int64_t>());
-      } catch (const nlohmann::json::exception& e) {
-        fail(StatusCode::kInvalidArgument, m.weights_config + ": bad sizes, strides or offset for '" +
-                                               it.key() + "' (" + e.what() + ")");
-      } catch (const c10::Error& e) {
-        fail(StatusCode::kInvalidArgument,
-             m.weights_config + ": sizes, strides and offset for '" + it.key() + "' do not fit " +
-                 record + ": " + e.what_without_backtrace());
-      }
-    }
-    tensors.emplace(it.key(), value);
-  }
-  return std::make_shared<Weights>(std::move(tensors));
-}
 
 }  // namespace aotiplug

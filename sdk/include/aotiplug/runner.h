@@ -11,8 +11,9 @@
 // Constant buffers: the model keeps two constant buffers, "active" (used by run()) and
 // "inactive". New weights go into the inactive buffer (update_constant_buffer with
 // use_inactive=true), are folded there (run_const_fold(true)) and become active with
-// swap_constant_buffer(). Keys of a ConstantMap are AOTInductor constant *names*
-// (ModelInfo::constants[i].name), not module FQNs.
+// swap_constant_buffer(). A ConstantMap passed *in* (update_constant_buffer) is keyed by
+// AOTInductor constant *names* (ModelInfo::constants[i].name), not module FQNs; the one
+// extract_constants_map returns is keyed by original FQNs, as upstream's.
 //
 // Ownership: a runner owns its loaded model. Tensors passed in are only borrowed for the
 // call, except with user_managed=true, where the runner keeps references to them for as

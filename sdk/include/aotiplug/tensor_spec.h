@@ -11,22 +11,26 @@
 // the model library sees it, because the compiled code trusts its inputs: a wrong dtype or
 // size is read as garbage, not refused.
 //
-// Thread safety: plain values and pure functions.
+// Thread safety: plain values and pure functions. The functions are compiled into
+// libaotiplug (sdk/src/tensor_spec.cpp); only the TensorSpec type is needed by plugins.
 
 #include <aotiplug/error.h>
+#include <aotiplug/export.h>
 #include <aotiplug/status.h>
 
-#include <ATen/Tensor.h>
-#include <ATen/ops/empty_strided.h>
+#include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
-#include <nlohmann/json.hpp>
 
-#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
+
+namespace at {
+class Tensor;
+}  // namespace at
 
 namespace aotiplug {
 
@@ -76,170 +80,34 @@ struct TensorSpec {
 };
 
 // The ScalarType named like torch's dtype names ("float32", "bfloat16", "int64"...).
-inline std::optional<c10::ScalarType> scalarTypeFromName(const std::string& name) {
-  static const std::pair<const char*, c10::ScalarType> kNames[] = {
-      {"float32", c10::kFloat},     {"float", c10::kFloat},       {"float64", c10::kDouble},
-      {"double", c10::kDouble},     {"float16", c10::kHalf},      {"half", c10::kHalf},
-      {"bfloat16", c10::kBFloat16}, {"int64", c10::kLong},        {"long", c10::kLong},
-      {"int32", c10::kInt},         {"int", c10::kInt},           {"int16", c10::kShort},
-      {"int8", c10::kChar},         {"uint8", c10::kByte},        {"bool", c10::kBool},
-      {"complex64", c10::kComplexFloat}, {"complex128", c10::kComplexDouble},
-  };
-  for (const auto& [n, t] : kNames) {
-    if (name == n) return t;
-  }
-  return std::nullopt;
-}
+AOTIPLUG_API std::optional<c10::ScalarType> scalarTypeFromName(const std::string& name);
 
 // Parses a JSON list of specs; throws Error(kInvalidArgument) naming `what` when malformed.
-inline std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const std::string& what) {
-  std::vector<TensorSpec> out;
-  const nlohmann::json doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
-  auto bad = [&](const std::string& why) {
-    return Error(StatusCode::kInvalidArgument, what + " is malformed: " + why);
-  };
-  try {
-    if (!doc.is_array()) throw bad("expected a JSON list");
-    for (const auto& item : doc) {
-      if (!item.is_object() || !item.contains("dtype") || !item.contains("sizes")) {
-        throw bad("each entry needs dtype and sizes");
-      }
-      TensorSpec s;
-      s.name = item.value("name", std::string());
-      auto dtype = scalarTypeFromName(item["dtype"].get<std::string>());
-      if (!dtype) throw bad("unknown dtype '" + item["dtype"].get<std::string>() + "'");
-      s.dtype = *dtype;
-      s.sizes = item["sizes"].get<std::vector<std::int64_t>>();
-      s.min = item.value("min", s.sizes);
-      s.max = item.value("max", s.sizes);
-      if (s.min.size() != s.sizes.size() || s.max.size() != s.sizes.size()) {
-        throw bad("min/max do not match the rank of '" + s.name + "'");
-      }
-      s.device_type = item.value("device", std::string("cpu"));
-      try {
-        s.device = c10::Device(s.device_type).type();
-      } catch (const c10::Error&) {
-        throw bad("unknown device '" + s.device_type + "'");
-      }
-      const std::string layout = item.value("layout", std::string("contiguous"));
-      if (layout == "contiguous") {
-        s.layout = TensorSpec::Layout::kContiguous;
-      } else if (layout == "channels_last") {
-        s.layout = TensorSpec::Layout::kChannelsLast;
-      } else if (layout == "strided") {
-        s.layout = TensorSpec::Layout::kStrided;
-      } else {
-        throw bad("unknown layout '" + layout + "' (contiguous, channels_last or strided)");
-      }
-      s.strides = item.value("strides", std::vector<std::int64_t>{});
-      if (!s.strides.empty() && s.strides.size() != s.sizes.size()) {
-        throw bad("strides do not match the rank of '" + s.name + "'");
-      }
-      if (s.layout == TensorSpec::Layout::kStrided && s.strides.empty()) {
-        // Written by a packager that did not record strides yet: only density is known.
-        s.strides.assign(s.sizes.size(), -1);
-      }
-      out.push_back(std::move(s));
-    }
-  } catch (const nlohmann::json::exception& e) {
-    // A field of the wrong JSON type (sizes given as a string, a number as a name, ...).
-    throw bad(std::string("a field has the wrong type (") + e.what() + ")");
-  }
-  return out;
-}
+AOTIPLUG_API std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const std::string& what);
 
 // Whether `t` matches `spec` (dtype, device, rank, sizes and ranges); allocates nothing.
-inline bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexcept {
-  if (!t.defined() || t.scalar_type() != spec.dtype || t.device().type() != spec.device) {
-    return false;
-  }
-  const auto sizes = t.sizes();
-  if (sizes.size() != spec.sizes.size()) return false;
-  for (std::size_t d = 0; d < sizes.size(); ++d) {
-    const std::int64_t n = sizes[d];
-    const bool ok = spec.sizes[d] >= 0 ? n == spec.sizes[d]
-                                       : n >= spec.min[d] && (spec.max[d] < 0 || n <= spec.max[d]);
-    if (!ok) return false;
-  }
-  return true;
-}
+AOTIPLUG_API bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexcept;
 
 // Whether `t` is laid out as the compiled code expects (see checkTensorAgainstSpec). For
 // a strided spec every recorded stride must match (a dimension of size 1 is never read
 // with its stride, so any will do there); strides the code does not fix are computed by
 // it from the sizes, so the tensor must be dense, without gaps or overlaps, for the code
 // to stay inside it.
-inline bool tensorHasSpecLayout(const at::Tensor& t, const TensorSpec& spec) {
-  switch (spec.layout) {
-    case TensorSpec::Layout::kContiguous: return t.is_contiguous();
-    case TensorSpec::Layout::kChannelsLast: return t.is_contiguous(at::MemoryFormat::ChannelsLast);
-    case TensorSpec::Layout::kStrided: break;
-  }
-  const auto strides = t.strides();
-  const auto sizes = t.sizes();
-  bool all_fixed = true;
-  for (std::size_t d = 0; d < spec.strides.size() && d < strides.size(); ++d) {
-    if (spec.strides[d] < 0) {
-      all_fixed = false;
-    } else if (sizes[d] > 1 && strides[d] != spec.strides[d]) {
-      return false;
-    }
-  }
-  return all_fixed || t.numel() == 0 || t.is_non_overlapping_and_dense();
-}
+AOTIPLUG_API bool tensorHasSpecLayout(const at::Tensor& t, const TensorSpec& spec);
 
 // Whether every stride of a strided spec is fixed, so that a tensor can be copied into it.
-inline bool specStridesFixed(const TensorSpec& spec) {
-  return std::all_of(spec.strides.begin(), spec.strides.end(), [](std::int64_t s) { return s >= 0; });
-}
+AOTIPLUG_API bool specStridesFixed(const TensorSpec& spec);
 
 // "[768, 1, 48, 3]" with "?" for strides the code does not fix.
-inline std::string describeStrides(const std::vector<std::int64_t>& strides) {
-  std::string out = "[";
-  for (std::size_t d = 0; d < strides.size(); ++d) {
-    out += (d > 0 ? ", " : "") + (strides[d] >= 0 ? std::to_string(strides[d]) : std::string("?"));
-  }
-  return out + "]";
-}
+AOTIPLUG_API std::string describeStrides(const std::vector<std::int64_t>& strides);
 
 // The error for a tensor whose layout is not the one the code was compiled for.
-inline Error tensorLayoutMismatch(const at::Tensor& t, const TensorSpec& spec, std::size_t index,
-                                  const std::string& what, const std::string& why) {
-  const std::string who = what + " " + std::to_string(index) +
-                          (spec.name.empty() ? "" : " ('" + spec.name + "')");
-  std::string expected = spec.layoutName();
-  if (spec.layout == TensorSpec::Layout::kStrided) expected += " with strides " + describeStrides(spec.strides);
-  return Error(StatusCode::kInvalidArgument,
-               who + ": the model was compiled for a " + expected + " tensor, got strides " +
-                   describeStrides(t.strides().vec()) + " (" + why + ")");
-}
+AOTIPLUG_API Error tensorLayoutMismatch(const at::Tensor& t, const TensorSpec& spec, std::size_t index,
+                                  const std::string& what, const std::string& why);
 
 // The error for a tensor that does not match its spec (index and name in the message).
-inline Error tensorSpecMismatch(const at::Tensor& t, const TensorSpec& spec, std::size_t index,
-                                const std::string& what) {
-  const std::string who = what + " " + std::to_string(index) +
-                          (spec.name.empty() ? "" : " ('" + spec.name + "')");
-  std::ostringstream got;
-  if (!t.defined()) {
-    got << "an undefined tensor";
-  } else {
-    got << c10::toString(t.scalar_type()) << " " << t.sizes() << " on " << t.device();
-    if (t.scalar_type() == spec.dtype && t.device().type() == spec.device &&
-        static_cast<std::size_t>(t.dim()) == spec.sizes.size()) {
-      for (std::size_t d = 0; d < spec.sizes.size(); ++d) {
-        const std::int64_t n = t.size(static_cast<std::int64_t>(d));
-        const bool ok = spec.sizes[d] >= 0 ? n == spec.sizes[d]
-                                           : n >= spec.min[d] && (spec.max[d] < 0 || n <= spec.max[d]);
-        if (!ok) {
-          got << " (dimension " << d << " is " << n << ")";
-          break;
-        }
-      }
-    }
-  }
-  return Error(StatusCode::kInvalidArgument,
-               who + ": expected " + spec.describe() + " on " + spec.device_type + ", got " + got.str());
-}
+AOTIPLUG_API Error tensorSpecMismatch(const at::Tensor& t, const TensorSpec& spec, std::size_t index,
+                                const std::string& what);
 
 // Checks `t` against `spec` (index and name in messages) and returns it in the layout the
 // compiled code expects. With convert_layout, a tensor laid out otherwise is copied into
@@ -247,25 +115,8 @@ inline Error tensorSpecMismatch(const at::Tensor& t, const TensorSpec& spec, std
 // a strided layout with strides the code computes itself cannot be produced, and is
 // refused. Without convert_layout every layout mismatch is refused. Everything else about
 // the tensor must already match.
-inline at::Tensor checkTensorAgainstSpec(const at::Tensor& t, const TensorSpec& spec,
+AOTIPLUG_API at::Tensor checkTensorAgainstSpec(const at::Tensor& t, const TensorSpec& spec,
                                          std::size_t index, const std::string& what,
-                                         bool convert_layout = true) {
-  if (!tensorMatchesSpec(t, spec)) throw tensorSpecMismatch(t, spec, index, what);
-  if (tensorHasSpecLayout(t, spec)) return t;
-  if (!convert_layout) {
-    throw tensorLayoutMismatch(t, spec, index, what, "layout conversion is switched off");
-  }
-  switch (spec.layout) {
-    case TensorSpec::Layout::kContiguous: return t.contiguous();
-    case TensorSpec::Layout::kChannelsLast: return t.contiguous(at::MemoryFormat::ChannelsLast);
-    case TensorSpec::Layout::kStrided: break;
-  }
-  if (!specStridesFixed(spec)) {
-    throw tensorLayoutMismatch(t, spec, index, what,
-                               "strides marked ? depend on its dynamic sizes, so it cannot be "
-                               "copied into that layout; pass it in that layout");
-  }
-  return at::empty_strided(t.sizes(), spec.strides, t.options()).copy_(t);
-}
+                                         bool convert_layout = true);
 
 }  // namespace aotiplug
