@@ -94,6 +94,7 @@ BOOST_AUTO_TEST_CASE(run_with_an_inputs_file) {
   BOOST_TEST(r.exit_code == 0, r.err);
   const auto j = parseJson(r);
   BOOST_TEST(j["eager"]["compared"] == false);
+  BOOST_TEST(j["eager"]["match"].is_null(), "nothing compared is no match: " << j["eager"].dump());
   BOOST_TEST(j["outputs"][0]["shape"].get<std::vector<std::int64_t>>() ==
              f.extra_outputs[0].sizes().vec());
   const double sum = j["outputs"][0]["sum"].get<double>();
@@ -293,6 +294,13 @@ BOOST_AUTO_TEST_CASE(the_conformance_kit_passes_good_plugins_and_fails_bad_ones)
                                 (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string(),
                                 "--model", f.pt2.string()});
   BOOST_TEST(good.exit_code == 0, good.out << good.err);
+  // Without a model the model case says it was skipped; it does not pass.
+  const auto no_model = runCommand({kit, "--color_output=no", "--log_level=test_suite", "--", "--plugin",
+                                    (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string()});
+  BOOST_TEST(no_model.exit_code == 0, no_model.out << no_model.err);
+  BOOST_TEST(contains(no_model.out + no_model.err,
+                      "runners_create_run_and_destroy\" is skipped because precondition failed: no model given"),
+             no_model.out << no_model.err);
   for (const char* bad : {"undeclared_device", "crashes_on_load", "abi_minor_newer"}) {
     const auto r = runCommand({kit, "--color_output=no", "--", "--plugin", testPlugin(bad)});
     BOOST_TEST(r.exit_code != 0, bad << " passed the conformance kit");
