@@ -91,7 +91,9 @@ BOOST_AUTO_TEST_CASE(tensors_are_matched_and_mismatches_name_the_input) {
   BOOST_TEST(!aotiplug::tensorMatchesSpec(at::zeros({4, 16, 1}), x));
   BOOST_TEST(!aotiplug::tensorMatchesSpec(at::Tensor(), x));
 
-  auto message = [&](const at::Tensor& t) { return aotiplug::tensorSpecMismatch(t, x, 3, "input").what(); };
+  auto message = [&](const at::Tensor& t) {
+    return std::string(aotiplug::tensorSpecMismatch(t, x, 3, "input").what());  // the Error is a temporary
+  };
   BOOST_TEST(has(message(at::zeros({9, 16})),
                  "input 3 ('x'): expected Float [-1 (2..8), 16] on cpu, got Float [9, 16] on cpu (dimension 0 is 9)"));
   BOOST_TEST(has(message(at::zeros({4, 16}, at::kInt)), "got Int [4, 16] on cpu"));
