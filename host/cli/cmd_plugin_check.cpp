@@ -4,11 +4,13 @@
 
 #include <aotiplug/host/child_process.h>
 #include <aotiplug/host/manifest_reader.h>
+#include <aotiplug/host/plugin_record.h>
 #include <aotiplug/host/plugin_probe.h>
 
 #include <boost/program_options.hpp>
 #include <c10/core/DeviceType.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -37,7 +39,9 @@ ProbeOutcome probeInChild(const std::vector<std::string>& args, std::chrono::mil
   argv.insert(argv.end(), args.begin(), args.end());
   std::string stage = "starting";
   ProbeOutcome outcome;
-  const ChildResult child = runChild(argv, timeout, [&](const std::string& line) {
+  // Starting (mapping LibTorch) is not a plugin stage: it gets the startup deadline.
+  const ChildResult child = runChild(argv, std::max<std::chrono::milliseconds>(timeout, kChildStartupTimeout),
+                                     [&](const std::string& line) {
     if (line.rfind("stage ", 0) == 0) {
       stage = line.substr(6);
       return timeout;
@@ -131,12 +135,7 @@ int runPluginCheckCommand(int argc, char** argv) {
     problems.push_back(std::string(manifestReadStatusName(manifest.status)) + ": " + manifest.message);
   } else {
     const PluginManifest& m = *manifest.manifest;
-    nlohmann::json devices = nlohmann::json::array();
-    for (c10::DeviceType d : m.devices) devices.push_back(c10::DeviceTypeName(d, true));
-    out["manifest"] = {{"name", m.name}, {"version", m.version},
-                       {"abi", std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor)},
-                       {"torch_version", m.torch_version}, {"cxx11_abi", m.cxx11_abi},
-                       {"sdk_version", m.sdk_version}, {"devices", devices}};
+    out["manifest"] = manifestToJson(m);
     verdict = checkCompatibility(m, currentHostAbi());
     if (!verdict.ok()) problems.push_back("incompatible with this host: " + verdict.message);
   }

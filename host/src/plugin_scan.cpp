@@ -142,7 +142,7 @@ bool scanInOneChild(const std::vector<std::string>& paths, const ScanOptions& op
   bool have_record = false;
   std::string unloaded;
   bool started_any = false;
-  const ChildResult child = runChild(argv, options.timeout, [&](const std::string& line) {
+  const ChildResult child = runChild(argv, options.startup_timeout, [&](const std::string& line) {
     const auto space = line.find(' ');
     const std::string word = line.substr(0, space);
     const std::string rest = space == std::string::npos ? std::string() : line.substr(space + 1);

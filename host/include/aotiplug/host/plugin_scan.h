@@ -23,6 +23,7 @@
 // replaced atomically (concurrent hosts: the last writer wins, and no entry is ever half
 // written). Ownership: results are plain values.
 
+#include <aotiplug/host/child_process.h>
 #include <aotiplug/host/plugin_record.h>
 #include <aotiplug/manifest.h>
 
@@ -39,6 +40,10 @@ struct ScanOptions {
   std::string scanner;
   // How long loading (and, separately, unloading) one plugin may take in the child.
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
+  // How long the child may take to start (map LibTorch and the SDK) before it reports its
+  // first plugin: a cold page cache or a sanitized build takes seconds here, and a scanner
+  // that never starts leaves every plugin unscanned (kScannerMissing).
+  std::chrono::milliseconds startup_timeout{kChildStartupTimeout};
   // Where verdicts are kept between processes; empty: nowhere (every call scans).
   std::string cache_file;
   // Passed to the child's loader (tests only turn it off).
