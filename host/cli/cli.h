@@ -12,6 +12,8 @@
 
 #include <signal.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -43,16 +45,19 @@ std::string describeTensor(const at::Tensor& t);
 // FNV-1a 64 of a tensor's bytes (made contiguous, on the CPU), as 16 hex digits.
 std::string tensorHash(const at::Tensor& t);
 
+// FNV-1a (64-bit) of n bytes, continuing from h: the CLI's one content hash (tensor
+// hashes, the demo package's cache key). Not for security.
+inline constexpr std::uint64_t kFnvOffset = 1469598103934665603ULL;
+std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = kFnvOffset);
+
 // Whether standard error is a terminal (progress indicators are shown only then).
 bool stderrIsTerminal();
 
 // For commands that extract packages: SIGINT, SIGTERM and SIGHUP are blocked in every
 // thread (call it before any thread starts) and waited for by a thread of its own, which
 // removes this process's extraction directories and then dies of the signal as the process
-// would have. Child processes are started with the signals unblocked (childSignalMask()).
+// would have. Child processes (runChild) start with the signals unblocked.
 void removeExtractionsOnSignals();
-// The signal mask for posix_spawnattr_setsigmask: nothing blocked.
-const sigset_t* childSignalMask();
 
 // The commands. Each parses its own arguments (argv[0] is the command name).
 int runPluginsCommand(int argc, char** argv);

@@ -53,15 +53,19 @@ std::string describeTensor(const at::Tensor& t) {
   return os.str();
 }
 
-std::string tensorHash(const at::Tensor& t) {
-  if (!t.defined()) return "";
-  const at::Tensor c = t.cpu().contiguous();
-  const auto* p = static_cast<const unsigned char*>(c.data_ptr());
-  std::uint64_t h = 1469598103934665603ULL;
-  for (std::size_t i = 0; i < c.nbytes(); ++i) {
+std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) {
     h ^= p[i];
     h *= 1099511628211ULL;
   }
+  return h;
+}
+
+std::string tensorHash(const at::Tensor& t) {
+  if (!t.defined()) return "";
+  const at::Tensor c = t.cpu().contiguous();
+  const std::uint64_t h = fnv1a(c.data_ptr(), c.nbytes());
   char text[17];
   std::snprintf(text, sizeof text, "%016" PRIx64, h);
   return text;
@@ -92,15 +96,6 @@ void removeExtractionsOnSignals() {
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     ::raise(sig);
   }).detach();
-}
-
-const sigset_t* childSignalMask() {
-  static const sigset_t none = [] {
-    sigset_t s;
-    sigemptyset(&s);
-    return s;
-  }();
-  return &none;
 }
 
 }  // namespace aotiplug::cli

@@ -3,14 +3,12 @@
 #include "cli.h"
 
 #include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/eager_reference.h>
 #include <aotiplug/pt2_package.h>
 #include <aotiplug/runner_registry.h>
 
-#include <ATen/ops/abs.h>
-#include <ATen/ops/max.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
-#include <ATen/ops/sub.h>
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 #include <boost/program_options.hpp>
@@ -25,6 +23,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -90,9 +89,16 @@ double percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
-}  // namespace
+// What `aotiplug run` was asked to do.
+struct RunOptions {
+  std::string package;  // empty: the bundled demo
+  std::string plugins, device, model, inputs_file, cache_dir;
+  int iters = 0, warmup = 0, threads = 1;
+  bool json = false;
+};
 
-int runRunCommand(int argc, char** argv) {
+// Parses the command line; nullopt when it only asked for --help (printed).
+std::optional<RunOptions> parseRunOptions(int argc, char** argv) {
   po::options_description options(
       "Usage: aotiplug run [MODEL.pt2] [options]\n\n"
       "Runs an AOTInductor package through the runner plugin that serves its device:\n"
@@ -125,64 +131,58 @@ int runRunCommand(int argc, char** argv) {
   po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
   if (vm.count("help") != 0) {
     std::cout << options << "\n";
-    return kExitOk;
+    return std::nullopt;
   }
   po::notify(vm);
-  const int iters = vm["iters"].as<int>();
-  const int warmup = vm["warmup"].as<int>();
-  const int threads = vm["threads"].as<int>();
-  if (iters < 0 || warmup < 0 || threads < 1) {
+  RunOptions o;
+  o.package = vm.count("package") != 0 ? vm["package"].as<std::string>() : std::string();
+  o.plugins = vm["plugins"].as<std::string>();
+  o.device = vm["device"].as<std::string>();
+  o.model = vm["model"].as<std::string>();
+  o.inputs_file = vm.count("inputs") != 0 ? vm["inputs"].as<std::string>() : std::string();
+  o.cache_dir = vm["cache-dir"].as<std::string>();
+  o.iters = vm["iters"].as<int>();
+  o.warmup = vm["warmup"].as<int>();
+  o.threads = vm["threads"].as<int>();
+  o.json = vm.count("json") != 0;
+  if (o.iters < 0 || o.warmup < 0 || o.threads < 1) {
     throw po::error("--iters and --warmup must be >= 0 and --threads >= 1");
   }
-  const bool json = vm.count("json") != 0;
-  // Before any thread starts: an interrupted run removes what it extracted.
-  removeExtractionsOnSignals();
+  return o;
+}
 
-  PluginLoader loader;
-  const DirectoryLoad plugins = loadPlugins(loader, vm["plugins"].as<std::string>());
-  if (!plugins.usable()) throw Error(StatusCode::kNotFound, plugins.error);
-  for (const auto& r : plugins) {
-    if (!r.loaded() && !json) {
-      std::cerr << "aotiplug: warning: plugin " << r.path << " rejected (" << pluginProblemName(r.problem)
-                << "): " << r.reason << "\n";
-    }
-  }
-  const bool demo = vm.count("package") == 0;
-  const std::string package = demo ? ensureDemoPackage(vm["cache-dir"].as<std::string>())
-                                   : vm["package"].as<std::string>();
+// Where the inputs came from decides whether there is an eager reference to compare with:
+// the package carries eager outputs for its sample inputs only.
+enum class InputSource { kFile, kSamples, kGenerated };
 
-  std::vector<std::string> notices;
-  ExecutorConfig config;
-  config.maxNumConcurrentThreads = static_cast<std::size_t>(threads);
-  config.device = vm["device"].as<std::string>();
-  config.log = [&](const std::string& m) { notices.push_back(m); };
-  AOTIDelegateExecutor exec(package, nullptr, config, vm["model"].as<std::string>());
-  const PackagedModel& model = exec.packagedModel();
-
-  // Where the inputs come from decides whether there is an eager reference to compare with:
-  // the package carries eager outputs for its sample inputs only.
-  enum class InputSource { kFile, kSamples, kGenerated };
+struct ChosenInputs {
   InputSource from = InputSource::kSamples;
-  std::string source;  // the same, for people
-  std::vector<at::Tensor> inputs;
-  if (vm.count("inputs") != 0) {
-    inputs = readInputsFile(vm["inputs"].as<std::string>());
-    from = InputSource::kFile;
-    source = "file " + vm["inputs"].as<std::string>();
+  std::string description;  // the same, for people
+  std::vector<at::Tensor> tensors;  // on the model's device
+};
+
+// --inputs FILE, else the package's sample inputs, else inputs made from the specs.
+ChosenInputs chooseInputs(const RunOptions& o, AOTIDelegateExecutor& exec, const std::string& package) {
+  const PackagedModel& model = exec.packagedModel();
+  ChosenInputs in;
+  if (!o.inputs_file.empty()) {
+    in.tensors = readInputsFile(o.inputs_file);
+    in.from = InputSource::kFile;
+    in.description = "file " + o.inputs_file;
   } else if (auto samples = exec.package().sampleInputs(model); !samples.empty()) {
-    inputs = std::move(samples);
-    from = InputSource::kSamples;
-    source = "the package's sample inputs";
+    in.tensors = std::move(samples);
+    in.from = InputSource::kSamples;
+    in.description = "the package's sample inputs";
   } else if (!model.inputs.empty()) {
-    inputs = generatedInputs(model.inputs);
-    from = InputSource::kGenerated;
-    source = "generated from the input specs (" + model.specs_source + ")";
+    in.tensors = generatedInputs(model.inputs);
+    in.from = InputSource::kGenerated;
+    in.description = "generated from the input specs (" + model.specs_source + ")";
   } else {
     throw Error(StatusCode::kInvalidArgument,
                 "package " + package + " records neither sample inputs nor input specs: pass --inputs FILE");
   }
   const c10::Device device = parseDevice(exec.device());
-  for (auto& t : inputs) {
+  for (auto& t : in.tensors) {
     if (t.device() == device) continue;
     // A device type this LibTorch has no backend for (a plugin's own PrivateUse1 device,
     // say): Tensor::to would fail deep inside LibTorch.
@@ -194,42 +194,18 @@ int runRunCommand(int argc, char** argv) {
     }
     t = t.to(device);
   }
+  return in;
+}
 
-  // First run: outputs, and the comparison with eager.
-  const std::vector<at::Tensor> outputs = exec.run(inputs);
-  const std::vector<at::Tensor> reference =
-      from == InputSource::kSamples ? exec.package().referenceOutputs(model) : std::vector<at::Tensor>{};
-  const bool compared = !reference.empty();
-  bool match = true;
-  double max_diff = 0;
-  std::string mismatch;  // why the outputs do not match, when it is not a difference in values
-  if (compared) {
-    match = reference.size() == outputs.size();
-    if (!match) {
-      mismatch = "the model returned " + std::to_string(outputs.size()) + " output(s), the package's eager reference has " +
-                 std::to_string(reference.size());
-    }
-    for (std::size_t i = 0; match && i < outputs.size(); ++i) {
-      const at::Tensor got = outputs[i].cpu();
-      const at::Tensor want = reference[i];
-      if (got.sizes() != want.sizes() || got.scalar_type() != want.scalar_type()) {
-        match = false;
-        std::ostringstream os;
-        os << "output " << i << " is " << describeTensor(got) << ", the eager reference " << describeTensor(want);
-        mismatch = os.str();
-        break;
-      }
-      const double diff = want.numel() == 0 ? 0.0
-                              : at::sub(got.to(at::kDouble), want.to(at::kDouble)).abs().max().item<double>();
-      max_diff = std::max(max_diff, diff);
-      const double tolerance = want.scalar_type() == at::kBFloat16 || want.scalar_type() == at::kHalf ? 2e-2
-                               : at::isFloatingType(want.scalar_type()) ? 1e-4 : 0.0;
-      const double scale = want.numel() == 0 ? 0.0 : want.to(at::kDouble).abs().max().item<double>();
-      if (diff > tolerance * std::max(1.0, scale)) match = false;
-    }
-  }
+struct Timing {
+  std::vector<double> latencies_ms;  // one per timed run
+  double wall_ms = 0;
+};
 
-  // Timed runs.
+// `warmup` untimed runs, then `iters` timed ones spread over `threads` threads (with a
+// progress line on a terminal unless `quiet`).
+Timing timeRuns(AOTIDelegateExecutor& exec, const std::vector<at::Tensor>& inputs, int warmup, int iters,
+                int threads, bool quiet) {
   for (int i = 0; i < warmup; ++i) exec.run(inputs);
   std::vector<std::vector<double>> per_thread(static_cast<std::size_t>(threads));
   std::atomic<int> next{0};
@@ -254,7 +230,7 @@ int runRunCommand(int argc, char** argv) {
   };
   std::atomic<bool> timing_done{false};
   std::thread progress;
-  if (!json && stderrIsTerminal() && iters > 0) {
+  if (!quiet && stderrIsTerminal() && iters > 0) {
     progress = std::thread([&] {
       while (!timing_done.load()) {
         const int done = std::min(next.load(), iters);
@@ -267,98 +243,168 @@ int runRunCommand(int argc, char** argv) {
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker, static_cast<std::size_t>(t));
   for (auto& th : pool) th.join();
-  const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start).count();
+  Timing timing;
+  timing.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start).count();
   timing_done = true;
   if (progress.joinable()) progress.join();
   if (failed) throw Error(StatusCode::kModelError, "a timed run failed: " + failure);
-  std::vector<double> latencies;
-  for (const auto& v : per_thread) latencies.insert(latencies.end(), v.begin(), v.end());
+  for (const auto& v : per_thread) timing.latencies_ms.insert(timing.latencies_ms.end(), v.begin(), v.end());
+  return timing;
+}
+
+// Everything a run reports, for either output format.
+struct RunReport {
+  std::string package;
+  bool demo = false;
+  const AOTIDelegateExecutor* exec = nullptr;
+  std::string plugin_name, plugin_path;
+  ChosenInputs inputs;
+  std::vector<at::Tensor> outputs;
+  bool compared = false;  // there was an eager reference for these inputs
+  EagerComparison eager;
+  Timing timing;
+  int threads = 1;
+  std::vector<std::string> notices;
+
+  std::string inputName(std::size_t i) const {
+    const auto& specs = exec->packagedModel().inputs;
+    return i < specs.size() ? specs[i].name : std::string();
+  }
+  std::string outputName(std::size_t i) const {
+    const auto& specs = exec->packagedModel().outputs;
+    if (i < specs.size()) return specs[i].name;
+    const auto& names = exec->modelInfo().output_names;  // the library's own ("output0")
+    return i < names.size() ? names[i] : std::string();
+  }
+};
+
+void printJson(const RunReport& r) {
+  const auto& latencies = r.timing.latencies_ms;
+  nlohmann::json out;
+  out["package"] = r.package;
+  out["demo"] = r.demo;
+  out["model"] = r.exec->packagedModel().name;
+  out["device"] = r.exec->device();
+  out["plugin"] = {{"name", r.plugin_name}, {"path", r.plugin_path}};
+  out["inputs_source"] = r.inputs.description;
+  out["inputs"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < r.inputs.tensors.size(); ++i) {
+    const at::Tensor& t = r.inputs.tensors[i];
+    out["inputs"].push_back({{"index", i}, {"name", r.inputName(i)},
+                             {"dtype", c10::toString(t.scalar_type())},
+                             {"shape", t.sizes().vec()}});
+  }
+  out["outputs"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < r.outputs.size(); ++i) {
+    const at::Tensor& o = r.outputs[i];
+    out["outputs"].push_back({{"index", i}, {"name", r.outputName(i)},
+                              {"dtype", o.defined() ? c10::toString(o.scalar_type()) : "none"},
+                              {"shape", o.defined() ? o.sizes().vec() : std::vector<std::int64_t>{}},
+                              {"sum", o.defined() ? at::sum(o.to(at::kDouble)).item<double>() : 0.0},
+                              {"hash", tensorHash(o)}});
+  }
+  // Nothing compared: no verdict ("match": null), not a match.
+  out["eager"] = {{"compared", r.compared},
+                  {"match", r.compared ? nlohmann::json(r.eager.match) : nlohmann::json(nullptr)},
+                  {"max_abs_diff", r.compared ? nlohmann::json(r.eager.max_abs_diff) : nlohmann::json(nullptr)}};
+  if (!r.eager.mismatch.empty()) out["eager"]["mismatch"] = r.eager.mismatch;
+  out["timing"] = {{"iterations", latencies.size()}, {"threads", r.threads},
+                   {"p50_ms", percentile(latencies, 50)}, {"p90_ms", percentile(latencies, 90)},
+                   {"p99_ms", percentile(latencies, 99)},
+                   {"min_ms", latencies.empty() ? 0.0 : *std::min_element(latencies.begin(), latencies.end())},
+                   {"max_ms", latencies.empty() ? 0.0 : *std::max_element(latencies.begin(), latencies.end())},
+                   {"throughput_per_s", r.timing.wall_ms > 0 ? 1000.0 * static_cast<double>(latencies.size()) / r.timing.wall_ms : 0.0}};
+  out["notices"] = r.notices;
+  std::cout << out.dump(2) << "\n";
+}
+
+void printText(const RunReport& r) {
+  const auto& latencies = r.timing.latencies_ms;
+  std::cout << "package  " << r.package << " (model '" << r.exec->packagedModel().name << "')"
+            << (r.demo ? " [bundled demo]" : "") << "\n";
+  std::cout << "device   " << r.exec->device() << ", served by plugin '" << r.plugin_name << "' (" << r.plugin_path << ")\n";
+  std::cout << "inputs   " << r.inputs.description << "\n";
+  for (std::size_t i = 0; i < r.inputs.tensors.size(); ++i) {
+    std::cout << "  " << i << " " << std::left << std::setw(10) << r.inputName(i) << describeTensor(r.inputs.tensors[i]) << "\n";
+  }
+  std::cout << "outputs\n";
+  for (std::size_t i = 0; i < r.outputs.size(); ++i) {
+    const at::Tensor& o = r.outputs[i];
+    std::cout << "  " << i << " " << std::left << std::setw(10) << r.outputName(i) << std::setw(22)
+              << describeTensor(o) << " sum " << std::setprecision(8)
+              << (o.defined() ? at::sum(o.to(at::kDouble)).item<double>() : 0.0) << "  hash "
+              << tensorHash(o) << "\n";
+  }
+  for (const auto& n : r.notices) std::cout << "note     " << n << "\n";
+  if (r.compared && !r.eager.mismatch.empty()) {
+    std::cout << "eager    outputs DO NOT match PyTorch eager: " << r.eager.mismatch << "\n";
+  } else if (r.compared) {
+    std::cout << "eager    outputs match PyTorch eager (max abs difference " << std::setprecision(3)
+              << r.eager.max_abs_diff << ")\n";
+  } else {
+    std::cout << "eager    not compared (the package carries eager outputs only for its sample inputs)\n";
+  }
+  if (!latencies.empty()) {
+    std::cout << std::fixed << std::setprecision(3) << "latency  " << latencies.size() << " runs on " << r.threads
+              << " thread(s): p50 " << percentile(latencies, 50) << " ms, p90 " << percentile(latencies, 90)
+              << " ms, p99 " << percentile(latencies, 99) << " ms (min "
+              << *std::min_element(latencies.begin(), latencies.end()) << ", max "
+              << *std::max_element(latencies.begin(), latencies.end()) << "); "
+              << std::setprecision(1) << 1000.0 * static_cast<double>(latencies.size()) / r.timing.wall_ms << " runs/s\n";
+  }
+}
+
+}  // namespace
+
+int runRunCommand(int argc, char** argv) {
+  const std::optional<RunOptions> parsed = parseRunOptions(argc, argv);
+  if (!parsed) return kExitOk;
+  const RunOptions& o = *parsed;
+  // Before any thread starts: an interrupted run removes what it extracted.
+  removeExtractionsOnSignals();
+
+  PluginLoader loader;
+  const DirectoryLoad plugins = loadPlugins(loader, o.plugins);
+  if (!plugins.usable()) throw Error(StatusCode::kNotFound, plugins.error);
+  for (const auto& r : plugins) {
+    if (!r.loaded() && !o.json) {
+      std::cerr << "aotiplug: warning: plugin " << r.path << " rejected (" << pluginProblemName(r.problem)
+                << "): " << r.reason << "\n";
+    }
+  }
+  RunReport report;
+  report.demo = o.package.empty();
+  report.package = report.demo ? ensureDemoPackage(o.cache_dir) : o.package;
+  report.threads = o.threads;
+
+  ExecutorConfig config;
+  config.maxNumConcurrentThreads = static_cast<std::size_t>(o.threads);
+  config.device = o.device;
+  config.log = [&](const std::string& m) { report.notices.push_back(m); };
+  AOTIDelegateExecutor exec(report.package, nullptr, config, o.model);
+  report.exec = &exec;
+  report.inputs = chooseInputs(o, exec, report.package);
+
+  // First run: outputs, and the comparison with eager.
+  report.outputs = exec.run(report.inputs.tensors);
+  if (report.inputs.from == InputSource::kSamples) {
+    const std::vector<at::Tensor> reference = exec.package().referenceOutputs(exec.packagedModel());
+    report.compared = !reference.empty();
+    if (report.compared) report.eager = compareWithEager(report.outputs, reference);
+  }
+  report.timing = timeRuns(exec, report.inputs.tensors, o.warmup, o.iters, o.threads, o.json);
 
   // Who served it.
-  std::string plugin_name, plugin_path;
-  if (auto winner = runnerRegistry().winner(device.type())) {
-    plugin_name = winner->origin.plugin;
-    plugin_path = winner->origin.library;
+  if (auto winner = runnerRegistry().winner(parseDevice(exec.device()).type())) {
+    report.plugin_name = winner->origin.plugin;
+    report.plugin_path = winner->origin.library;
   }
-  auto outputName = [&](std::size_t i) {
-    if (i < model.outputs.size()) return model.outputs[i].name;
-    const auto& names = exec.modelInfo().output_names;  // the library's own ("output0")
-    return i < names.size() ? names[i] : std::string();
-  };
-  auto inputName = [&](std::size_t i) {
-    return i < model.inputs.size() ? model.inputs[i].name : std::string();
-  };
-
-  if (json) {
-    nlohmann::json out;
-    out["package"] = package;
-    out["demo"] = demo;
-    out["model"] = model.name;
-    out["device"] = exec.device();
-    out["plugin"] = {{"name", plugin_name}, {"path", plugin_path}};
-    out["inputs_source"] = source;
-    out["inputs"] = nlohmann::json::array();
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      out["inputs"].push_back({{"index", i}, {"name", inputName(i)},
-                               {"dtype", c10::toString(inputs[i].scalar_type())},
-                               {"shape", inputs[i].sizes().vec()}});
-    }
-    out["outputs"] = nlohmann::json::array();
-    for (std::size_t i = 0; i < outputs.size(); ++i) {
-      const at::Tensor& o = outputs[i];
-      out["outputs"].push_back({{"index", i}, {"name", outputName(i)},
-                                {"dtype", o.defined() ? c10::toString(o.scalar_type()) : "none"},
-                                {"shape", o.defined() ? o.sizes().vec() : std::vector<std::int64_t>{}},
-                                {"sum", o.defined() ? at::sum(o.to(at::kDouble)).item<double>() : 0.0},
-                                {"hash", tensorHash(o)}});
-    }
-    // Nothing compared: no verdict ("match": null), not a match.
-    out["eager"] = {{"compared", compared},
-                    {"match", compared ? nlohmann::json(match) : nlohmann::json(nullptr)},
-                    {"max_abs_diff", compared ? nlohmann::json(max_diff) : nlohmann::json(nullptr)}};
-    if (!mismatch.empty()) out["eager"]["mismatch"] = mismatch;
-    out["timing"] = {{"iterations", latencies.size()}, {"threads", threads},
-                     {"p50_ms", percentile(latencies, 50)}, {"p90_ms", percentile(latencies, 90)},
-                     {"p99_ms", percentile(latencies, 99)},
-                     {"min_ms", latencies.empty() ? 0.0 : *std::min_element(latencies.begin(), latencies.end())},
-                     {"max_ms", latencies.empty() ? 0.0 : *std::max_element(latencies.begin(), latencies.end())},
-                     {"throughput_per_s", wall_ms > 0 ? 1000.0 * static_cast<double>(latencies.size()) / wall_ms : 0.0}};
-    out["notices"] = notices;
-    std::cout << out.dump(2) << "\n";
+  if (o.json) {
+    printJson(report);
   } else {
-    std::cout << "package  " << package << " (model '" << model.name << "')" << (demo ? " [bundled demo]" : "") << "\n";
-    std::cout << "device   " << exec.device() << ", served by plugin '" << plugin_name << "' (" << plugin_path << ")\n";
-    std::cout << "inputs   " << source << "\n";
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      std::cout << "  " << i << " " << std::left << std::setw(10) << inputName(i) << describeTensor(inputs[i]) << "\n";
-    }
-    std::cout << "outputs\n";
-    for (std::size_t i = 0; i < outputs.size(); ++i) {
-      const at::Tensor& o = outputs[i];
-      std::cout << "  " << i << " " << std::left << std::setw(10) << outputName(i) << std::setw(22)
-                << describeTensor(o) << " sum " << std::setprecision(8)
-                << (o.defined() ? at::sum(o.to(at::kDouble)).item<double>() : 0.0) << "  hash "
-                << tensorHash(o) << "\n";
-    }
-    for (const auto& n : notices) std::cout << "note     " << n << "\n";
-    if (compared && !mismatch.empty()) {
-      std::cout << "eager    outputs DO NOT match PyTorch eager: " << mismatch << "\n";
-    } else if (compared) {
-      std::cout << "eager    outputs " << (match ? "match" : "DO NOT match") << " PyTorch eager (max abs difference "
-                << std::setprecision(3) << max_diff << ")\n";
-    } else {
-      std::cout << "eager    not compared (the package carries eager outputs only for its sample inputs)\n";
-    }
-    if (!latencies.empty()) {
-      std::cout << std::fixed << std::setprecision(3) << "latency  " << latencies.size() << " runs on " << threads
-                << " thread(s): p50 " << percentile(latencies, 50) << " ms, p90 " << percentile(latencies, 90)
-                << " ms, p99 " << percentile(latencies, 99) << " ms (min "
-                << *std::min_element(latencies.begin(), latencies.end()) << ", max "
-                << *std::max_element(latencies.begin(), latencies.end()) << "); "
-                << std::setprecision(1) << 1000.0 * static_cast<double>(latencies.size()) / wall_ms << " runs/s\n";
-    }
+    printText(report);
   }
-  return compared && !match ? kExitCheck : kExitOk;
+  return report.compared && !report.eager.match ? kExitCheck : kExitOk;
 }
 
 }  // namespace aotiplug::cli

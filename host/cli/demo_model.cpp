@@ -5,12 +5,9 @@
 #include "cli_config.h"
 
 #include <aotiplug/error.h>
+#include <aotiplug/host/child_process.h>
 #include <aotiplug/status.h>
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cinttypes>
@@ -34,12 +31,11 @@ std::string readAll(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-std::uint64_t fnv(const std::string& data, std::uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
+// Compiling the demo model takes a minute or two on 2 cores; a stuck compile is stopped.
+constexpr std::chrono::milliseconds kDemoCompileTimeout = std::chrono::minutes(30);
+
+std::uint64_t fnv(const std::string& data, std::uint64_t h = kFnvOffset) {
+  return fnv1a(data.data(), data.size(), h);
 }
 
 // models/demo.py and python/: installed under <prefix>/<datadir>/aotiplug, or the source tree.
@@ -86,51 +82,35 @@ std::string ensureDemoPackage(const std::string& cache_dir_arg) {
   std::cerr << "aotiplug: compiling the demo model " << script.string() << " with torch "
             << AOTIPLUG_CLI_TORCH_VERSION << " (first use; cached in " << cache_dir << ")\n";
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  const std::string inductor_cache = "TORCHINDUCTOR_CACHE_DIR=" + (fs::path(cache_dir) / "inductor").string();
-  std::vector<std::string> env_storage = {inductor_cache};
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string(*e).rfind("TORCHINDUCTOR_CACHE_DIR=", 0) != 0) env_storage.emplace_back(*e);
+  // The compile runs in a child (runChild: its own process group, killed at the deadline);
+  // what it prints goes to the log, and a failure shows the log's end.
+  std::ofstream log_file(log, std::ios::trunc);
+  ChildOptions child_options;
+  child_options.own_process_group = false;  // a Ctrl-C stops the compile too
+  child_options.environment = {"TORCHINDUCTOR_CACHE_DIR=" + (fs::path(cache_dir) / "inductor").string()};
+  if (stderrIsTerminal()) {
+    child_options.on_tick = [](double seconds) {
+      std::cerr << "\r  compiling... " << static_cast<long>(seconds) << " s" << std::flush;
+    };
   }
-  std::vector<char*> envp;
-  for (auto& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string arg0 = python, arg1 = script.string(), arg2 = "--out", arg3 = target.string();
-  char* argv[] = {arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
-  pid_t pid = 0;
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setsigmask(&attributes, childSignalMask());
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
-  const int spawn_error = posix_spawn(&pid, python.c_str(), &actions, &attributes, argv, envp.data());
-  posix_spawnattr_destroy(&attributes);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawn_error != 0) {
-    throw Error(StatusCode::kUnavailable, "cannot start " + python + " to compile the demo model: " +
-                                              std::strerror(spawn_error) + " (run ./dev setup)");
-  }
-  const auto start = std::chrono::steady_clock::now();
-  int status = 0;
-  for (;;) {
-    const pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) break;
-    if (done < 0 && errno != EINTR) break;
-    if (stderrIsTerminal()) {
-      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::steady_clock::now() - start).count();
-      std::cerr << "\r  compiling... " << seconds << " s" << std::flush;
-    }
-    ::usleep(200 * 1000);
-  }
+  const ChildResult child = runChild(
+      {python, script.string(), "--out", target.string()}, kDemoCompileTimeout,
+      [&](const std::string& line) {
+        log_file << line << "\n" << std::flush;
+        return std::chrono::milliseconds(0);
+      },
+      child_options);
+  log_file << child.errors;
+  log_file.close();
   if (stderrIsTerminal()) std::cerr << "\r";
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::steady_clock::now() - start).count();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !fs::is_regular_file(target, ec)) {
-    throw Error(StatusCode::kModelError,
-                "compiling the demo model failed (see " + log.string() + "):\n" + tail(log, 8));
+  if (!child.started) {
+    throw Error(StatusCode::kUnavailable, "cannot start " + python + " to compile the demo model: " +
+                                              child.start_error + " (run ./dev setup)");
+  }
+  const auto seconds = static_cast<long>(child.seconds);
+  if (!child.succeeded() || !fs::is_regular_file(target, ec)) {
+    throw Error(StatusCode::kModelError, "compiling the demo model failed: python " + child.describe() +
+                                             " (see " + log.string() + "):\n" + tail(log, 8));
   }
   std::cerr << "aotiplug: compiled the demo model in " << seconds << " s\n";
   return target.string();

@@ -49,7 +49,7 @@ struct Pipe {
 }  // namespace
 
 ChildResult runChild(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                     const ChildLineHandler& on_line) {
+                     const ChildLineHandler& on_line, const ChildOptions& options) {
   using Clock = std::chrono::steady_clock;
   ChildResult result;
   Pipe out, err;
@@ -75,11 +75,27 @@ ChildResult runChild(const std::vector<std::string>& argv, std::chrono::millisec
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD}) sigaddset(&defaults, s);
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (options.own_process_group) {
+    posix_spawnattr_setpgroup(&attributes, 0);
+    flags |= POSIX_SPAWN_SETPGROUP;
+  }
+  posix_spawnattr_setflags(&attributes, flags);
   pid_t pid = 0;
   const auto start = Clock::now();
-  const int rc = posix_spawn(&pid, args[0], &actions, &attributes, args.data(), environ);
+  // The environment: ours, with the caller's entries replacing those of the same name.
+  std::vector<std::string> env_storage = options.environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& mine : options.environment) replaced = replaced || mine.compare(0, name.size() + 1, name + "=") == 0;
+    if (!replaced) env_storage.push_back(entry);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const int rc = posix_spawn(&pid, args[0], &actions, &attributes, args.data(), envp.data());
   posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out.write);
@@ -106,6 +122,7 @@ ChildResult runChild(const std::vector<std::string>& argv, std::chrono::millisec
     }
   };
   bool out_open = true, err_open = true;
+  auto next_tick = start + std::chrono::seconds(1);
   while (out_open || err_open) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
@@ -115,6 +132,10 @@ ChildResult runChild(const std::vector<std::string>& argv, std::chrono::millisec
     pollfd fds[2] = {{out_open ? out.read : -1, POLLIN, 0}, {err_open ? err.read : -1, POLLIN, 0}};
     const int ready = ::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 1000)));
     if (ready < 0 && errno != EINTR) break;
+    if (options.on_tick && Clock::now() >= next_tick) {
+      options.on_tick(std::chrono::duration<double>(Clock::now() - start).count());
+      next_tick = Clock::now() + std::chrono::seconds(1);
+    }
     char buf[4096];
     if (out_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const ssize_t n = ::read(out.read, buf, sizeof buf);
@@ -139,10 +160,11 @@ ChildResult runChild(const std::vector<std::string>& argv, std::chrono::millisec
     }
   }
   if (!partial.empty()) deliver(partial);
-  if (result.timed_out) {
-    ::kill(-pid, SIGKILL);
+  const auto killChild = [&] {
+    if (options.own_process_group) ::kill(-pid, SIGKILL);
     ::kill(pid, SIGKILL);
-  }
+  };
+  if (result.timed_out) killChild();
   int status = 0;
   // The pipes closed: the child is ending (or a descendant kept them; then it is killed).
   for (;;) {
@@ -152,8 +174,7 @@ ChildResult runChild(const std::vector<std::string>& argv, std::chrono::millisec
     if (w == 0) {
       if (Clock::now() >= deadline) {
         result.timed_out = true;
-        ::kill(-pid, SIGKILL);
-        ::kill(pid, SIGKILL);
+        killChild();
       } else {
         ::usleep(2000);
       }

@@ -2,11 +2,9 @@
 #include <aotiplug/host/plugin_probe.h>
 
 #include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/eager_reference.h>
 #include <aotiplug/runner_registry.h>
 
-#include <ATen/ops/abs.h>
-#include <ATen/ops/max.h>
-#include <ATen/ops/sub.h>
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
@@ -114,20 +112,13 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
           for (auto& t : inputs) t = t.to(device);
           const auto outputs = exec.run(inputs);
           const auto reference = exec.package().referenceOutputs(exec.packagedModel());
-          double worst = 0;
-          bool match = !reference.empty() && reference.size() == outputs.size();
-          for (std::size_t i = 0; match && i < outputs.size(); ++i) {
-            if (outputs[i].sizes() != reference[i].sizes()) {
-              match = false;
-              break;
-            }
-            worst = std::max(worst, at::sub(outputs[i].cpu().to(at::kDouble), reference[i].to(at::kDouble))
-                                        .abs().max().item<double>());
-          }
-          report.model_matches_eager = match && worst < 1e-3;
+          const EagerComparison eager =
+              reference.empty() ? EagerComparison{} : compareWithEager(outputs, reference);
+          report.model_matches_eager = eager.match;
           std::ostringstream os;
           os << outputs.size() << " output(s)";
-          if (!reference.empty()) os << ", max abs difference from eager " << worst;
+          if (!reference.empty()) os << ", max abs difference from eager " << eager.max_abs_diff;
+          if (!eager.mismatch.empty()) os << "; " << eager.mismatch;
           report.model_summary = os.str();
           if (!reference.empty() && !report.model_matches_eager) {
             report.problems.push_back("the model's outputs differ from eager: " + report.model_summary);

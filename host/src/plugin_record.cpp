@@ -60,6 +60,18 @@ PluginState pluginStateFromName(const std::string& name) noexcept {
   return PluginState::kRejected;
 }
 
+nlohmann::json manifestToJson(const PluginManifest& m) {
+  nlohmann::json devices = nlohmann::json::array();
+  for (c10::DeviceType d : m.devices) devices.push_back(c10::DeviceTypeName(d, true));
+  return {{"name", m.name},
+          {"version", m.version},
+          {"abi", std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor)},
+          {"torch_version", m.torch_version},
+          {"cxx11_abi", m.cxx11_abi},
+          {"sdk_version", m.sdk_version},
+          {"devices", devices}};
+}
+
 nlohmann::json toJson(const PluginRecord& r) {
   nlohmann::json j;
   j["path"] = r.path;
@@ -68,18 +80,7 @@ nlohmann::json toJson(const PluginRecord& r) {
   j["reason"] = r.reason;
   if (!r.failed_path.empty()) j["failed_path"] = r.failed_path;
   if (!r.stage.empty()) j["stage"] = r.stage;
-  if (r.manifest) {
-    const PluginManifest& m = *r.manifest;
-    j["name"] = m.name;
-    j["version"] = m.version;
-    j["abi"] = std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor);
-    j["torch_version"] = m.torch_version;
-    j["cxx11_abi"] = m.cxx11_abi;
-    j["sdk_version"] = m.sdk_version;
-    nlohmann::json devices = nlohmann::json::array();
-    for (c10::DeviceType d : m.devices) devices.push_back(c10::DeviceTypeName(d, true));
-    j["devices"] = devices;
-  }
+  if (r.manifest) j.update(manifestToJson(*r.manifest));
   nlohmann::json regs = nlohmann::json::array();
   for (const auto& reg : r.registrations) {
     regs.push_back({{"device", c10::DeviceTypeName(reg.device_type, true)},

@@ -7,6 +7,7 @@
 #include <aotiplug/aoti_delegate_executor.h>
 #include <aotiplug/cpu_features.h>
 #include <aotiplug/delegate_executor.h>
+#include <aotiplug/eager_reference.h>
 #include <aotiplug/elf_image_check.h>
 #include <aotiplug/error.h>
 #include <aotiplug/executor_config.h>

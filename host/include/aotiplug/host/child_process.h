@@ -42,13 +42,30 @@ struct ChildResult {
   std::string describe() const;
 };
 
+// How long a child that maps LibTorch and the SDK (the plugin scanner, the plugin probe)
+// may take to start, before its first line: seconds on a cold page cache or in a sanitized
+// build. Per-stage deadlines apply from its first line on.
+inline constexpr std::chrono::seconds kChildStartupTimeout{60};
+
 // What runChild does with each line of output: return a new deadline (from now) to keep
 // going with it, or zero to keep the current one.
 using ChildLineHandler = std::function<std::chrono::milliseconds(const std::string& line)>;
 
+// aotiplug::ChildOptions — the rest of what a caller may want of the child.
+struct ChildOptions {
+  // NAME=value entries added to (or replacing those of) this process's environment.
+  std::vector<std::string> environment;
+  // Called about once a second while the child runs, with the seconds since it started
+  // (e.g. for a progress line).
+  std::function<void(double seconds)> on_tick;
+  // Its own process group (a timeout kills all it started). Off, it stays in ours, so a
+  // Ctrl-C at the terminal reaches it too (for work the user watches, not plugin code).
+  bool own_process_group = true;
+};
+
 // Runs argv[0] (an absolute path) with argv; kills it (and its process group) when it runs
 // longer than `timeout` since it started or since the last line that moved the deadline.
 ChildResult runChild(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                     const ChildLineHandler& on_line = {});
+                     const ChildLineHandler& on_line = {}, const ChildOptions& options = {});
 
 }  // namespace aotiplug

@@ -87,6 +87,10 @@ struct PluginRecord {
   bool loaded() const noexcept { return state == PluginState::kLoaded || state == PluginState::kFallback; }
 };
 
+// JSON view of a manifest: name, version, abi ("1.0"), torch_version, cxx11_abi,
+// sdk_version, devices. The one used by `aotiplug plugins --json` and `plugin check --json`.
+nlohmann::json manifestToJson(const PluginManifest& manifest);
+
 // JSON view of a record (the manifest's fields flattened in), and back.
 nlohmann::json toJson(const PluginRecord& record);
 PluginRecord recordFromJson(const nlohmann::json& json);
