@@ -40,6 +40,9 @@ Live& liveDirectories() {
 
 PrivateDirectory::PrivateDirectory(const std::string& prefix, std::string base) {
   if (base.empty()) base = defaultBase();
+  // Created and registered under the live set's lock: a signal handler thread running
+  // removeAllLive() meanwhile waits, then finds it.
+  std::lock_guard<std::mutex> guard(liveDirectories().mutex);
   // Made under a hidden name, locked, then given its name: removeStale() never sees one
   // of these unlocked.
   std::string pattern = base + "/." + prefix + "XXXXXX";
@@ -58,7 +61,6 @@ PrivateDirectory::PrivateDirectory(const std::string& prefix, std::string base) 
                                               std::strerror(err));
   }
   path_ = final_path;
-  std::lock_guard<std::mutex> guard(liveDirectories().mutex);
   liveDirectories().paths.insert(path_);
 }
 
@@ -110,10 +112,18 @@ std::size_t PrivateDirectory::removeStale(const std::string& prefix, std::string
 
 void PrivateDirectory::removeAllLive() noexcept {
   try {
+    // Held to the end: no directory is created (or registered) meanwhile.
     std::lock_guard<std::mutex> guard(liveDirectories().mutex);
     for (const std::string& path : liveDirectories().paths) {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
+      // Another thread may still be extracting into it: a file it creates after remove_all
+      // emptied the directory makes the final rmdir fail (ENOTEMPTY). Go again; once the
+      // directory is gone, its writers fail to create anything more.
+      for (int attempt = 0; attempt < 100; ++attempt) {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+        if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) break;
+        ::usleep(1000);
+      }
     }
   } catch (...) {
   }

@@ -269,7 +269,9 @@ BOOST_AUTO_TEST_CASE(plugin_check_reports_incompatible_and_crashing_plugins) {
   // A plugin that never finishes loading: stopped at the deadline, never "ok".
   const auto start = std::chrono::steady_clock::now();
   const CommandResult hangs = runCli({"plugin", "check", testPlugin("sleeps_on_load"), "--timeout", "2"});
-  BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(20)));
+  // (Far from the plugin's 600 s: the child's start, up to 60 s, takes seconds in a
+  // sanitized build.)
+  BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(120)));
   BOOST_TEST(hangs.exit_code == 3);
   BOOST_TEST(contains(hangs.out, "timed out after 2 s while loading"), hangs.out);
   BOOST_TEST(!contains(hangs.out, "verdict  ok"), hangs.out);
