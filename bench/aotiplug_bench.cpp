@@ -15,9 +15,9 @@
 // 4. throughput with 1 and 2 threads, 1 and 2 model instances;
 // 5. scanning and loading a directory of 100 plugins.
 // Timings are per call (steady_clock), reported as median and spread (p10/p90, p99).
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
-#include <aotiplug/manifest.h>
+#include <aotiplug/plugin/manifest.h>
 
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>

@@ -2,8 +2,8 @@
 // The plugin of the plugin-directory benchmark: a real CPU-style runner plugin whose name
 // and device type come from its own manifest, so the benchmark can copy one build under
 // many names and registrations (it rewrites the manifest note in each copy).
-#include <aotiplug/model_library_runner.h>
-#include <aotiplug/plugin.h>
+#include <aotiplug/plugin/plugin.h>
+#include <aotiplug/runner/model_library_runner.h>
 
 AOTIPLUG_PLUGIN("bench-000", "1.0.0", c10::DeviceType::CPU);
 

@@ -2,7 +2,7 @@
 // plugin that serves its device, then swap in new weights while the model stays usable.
 //
 //   example-host PLUGIN_DIR MODEL.pt2
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
 
 #include <ATen/ops/mul.h>

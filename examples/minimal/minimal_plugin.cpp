@@ -3,8 +3,8 @@
 // ModelLibraryRunner (from the SDK) does all the work over the model library's C ABI;
 // this plugin only names itself and registers the runner for CPU, at a priority above
 // the built-in CPU plugin's so that it wins when both are in a plugin directory.
-#include <aotiplug/model_library_runner.h>
-#include <aotiplug/plugin.h>
+#include <aotiplug/plugin/plugin.h>
+#include <aotiplug/runner/model_library_runner.h>
 
 class MinimalCpuRunner final : public aotiplug::ModelLibraryRunner {
  public:

@@ -3,8 +3,8 @@
 
 #include "cli_config.h"
 
-#include <aotiplug/manifest.h>
-#include <aotiplug/private_directory.h>
+#include <aotiplug/package/private_directory.h>
+#include <aotiplug/plugin/manifest.h>
 
 #include <ATen/ops/empty.h>
 #include <c10/core/DeviceType.h>

@@ -4,8 +4,8 @@
 
 #include <aotiplug/host/child_process.h>
 #include <aotiplug/host/manifest_reader.h>
-#include <aotiplug/host/plugin_record.h>
 #include <aotiplug/host/plugin_probe.h>
+#include <aotiplug/host/plugin_record.h>
 
 #include <boost/program_options.hpp>
 #include <c10/core/DeviceType.h>

@@ -2,10 +2,11 @@
 // aotiplug run: run a .pt2 package through the plugins, check it against eager, time it.
 #include "cli.h"
 
-#include <aotiplug/aoti_delegate_executor.h>
-#include <aotiplug/eager_reference.h>
-#include <aotiplug/pt2_package.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
+#include <aotiplug/executor/eager_reference.h>
+#include <aotiplug/package/pt2_package.h>
+#include <aotiplug/registry/runner_registry.h>
+#include <aotiplug/runner/device.h>
 
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>

@@ -10,12 +10,13 @@
 #define BOOST_TEST_NO_MAIN
 #include <boost/test/unit_test.hpp>
 
-#include <aotiplug/aoti_delegate_executor.h>
-#include <aotiplug/eager_reference.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
+#include <aotiplug/executor/eager_reference.h>
 #include <aotiplug/host/manifest_reader.h>
 #include <aotiplug/host/plugin_loader.h>
 #include <aotiplug/host/plugin_probe.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
+#include <aotiplug/runner/device.h>
 
 #include <ATen/ops/zeros.h>
 

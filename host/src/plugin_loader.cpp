@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include <aotiplug/host/plugin_loader.h>
 
-#include <aotiplug/elf_image_check.h>
+#include <aotiplug/runner/elf_image_check.h>
 
 #include <aotiplug/host/manifest_reader.h>
 #include <aotiplug/host/path_trust.h>
 #include <aotiplug/host/plugin_scan.h>
-#include <aotiplug/registration_log.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/plugin/registration_log.h>
+#include <aotiplug/registry/plugin_abi.h>
+#include <aotiplug/registry/runner_registry.h>
 
 #include <boost/dll/shared_library.hpp>
 
@@ -353,6 +354,8 @@ PluginRecord PluginLoader::loadCheckedLocked(Candidate& c) {
   // Load it. The lease is attached first, so a runner created while the library is still
   // being validated keeps it alive.
   registrationLog().take(record.path);  // stale entries from an earlier attempt
+  // Its runners' handles call only what its minor has (checked not newer than ours).
+  recordPluginAbiMinor(record.path, record.manifest->abi_minor);
   auto loaded = std::make_shared<Loaded>();
   runnerRegistry().attachLease(record.path, std::shared_ptr<const void>(loaded));
   auto discard = [&](PluginRecord r, PluginProblem problem, std::string reason) {

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include <aotiplug/host/plugin_probe.h>
+#include <aotiplug/runner/device.h>
 
-#include <aotiplug/aoti_delegate_executor.h>
-#include <aotiplug/eager_reference.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
+#include <aotiplug/executor/eager_reference.h>
+#include <aotiplug/registry/runner_registry.h>
 
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>

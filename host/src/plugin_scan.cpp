@@ -4,7 +4,7 @@
 #include "scan_protocol.h"
 #include "scanner_config.h"
 
-#include <aotiplug/crc32.h>
+#include <aotiplug/detail/crc32.h>
 #include <aotiplug/host/child_process.h>
 #include <aotiplug/version.h>
 

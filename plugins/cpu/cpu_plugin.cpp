@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The CPU runner plugin: AOTInductor CPU models, served for c10::DeviceType::CPU.
-#include <aotiplug/plugin.h>
+#include <aotiplug/plugin/plugin.h>
 #include <aotiplug/version.h>
 
 #include "cpu_runner.h"

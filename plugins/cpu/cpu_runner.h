@@ -9,10 +9,11 @@
 // num_models model instances run concurrently; run_single_threaded serializes runs on one
 // instance. Thread safety: as ModelContainerRunner.
 
-#include <aotiplug/cpu_features.h>
 #include <aotiplug/error.h>
-#include <aotiplug/model_library_runner.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
+#include <aotiplug/runner/cpu_features.h>
+#include <aotiplug/runner/device.h>
+#include <aotiplug/runner/model_library_runner.h>
 
 #include <string>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The CUDA runner plugin: AOTInductor CUDA models, served for c10::DeviceType::CUDA.
-#include <aotiplug/plugin.h>
+#include <aotiplug/plugin/plugin.h>
 #include <aotiplug/version.h>
 
 #include "cuda_runner.h"

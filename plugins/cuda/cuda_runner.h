@@ -26,8 +26,9 @@
 // Thread safety: as ModelContainerRunner.
 
 #include <aotiplug/error.h>
-#include <aotiplug/model_library_runner.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
+#include <aotiplug/runner/device.h>
+#include <aotiplug/runner/model_library_runner.h>
 
 #include <c10/core/DeviceGuard.h>
 #include <c10/cuda/CUDAFunctions.h>

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // AOTIDelegateExecutor (aoti_delegate_executor.h), compiled once into libaotiplug.
 
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
+#include <aotiplug/runner/device.h>
 
-#include <aotiplug/runner_registry.h>
-#include <aotiplug/tensor_spec.h>
+#include <aotiplug/executor/tensor_spec.h>
+#include <aotiplug/registry/runner_registry.h>
 
 #include <algorithm>
 #include <iostream>

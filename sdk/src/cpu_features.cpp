@@ -3,8 +3,8 @@
 // cpuFeaturesUsedBy (cpu_features.h): which instruction sets a shared object's machine code
 // uses, by decoding its executable segments with Zydis, cached by build ID.
 
-#include <aotiplug/cpu_features.h>
 #include <aotiplug/error.h>
+#include <aotiplug/runner/cpu_features.h>
 #include <aotiplug/status.h>
 
 #ifdef AOTIPLUG_HAVE_ZYDIS

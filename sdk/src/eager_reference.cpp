@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // compareWithEager (eager_reference.h).
 
-#include <aotiplug/eager_reference.h>
+#include <aotiplug/executor/eager_reference.h>
 
 #include <ATen/ops/abs.h>
 #include <ATen/ops/max.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Manifest decoding and compatibility (manifest.h), compiled once into libaotiplug.
 
-#include <aotiplug/manifest.h>
+#include <aotiplug/plugin/manifest.h>
 
 #include <algorithm>
 #include <cstring>

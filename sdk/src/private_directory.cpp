@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // PrivateDirectory (private_directory.h), compiled once into libaotiplug.
 
-#include <aotiplug/private_directory.h>
+#include <aotiplug/package/private_directory.h>
 
 #include <aotiplug/error.h>
 #include <aotiplug/status.h>

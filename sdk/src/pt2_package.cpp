@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Pt2Package (pt2_package.h), compiled once into libaotiplug.
 
-#include <aotiplug/pt2_package.h>
+#include <aotiplug/package/pt2_package.h>
 
-#include <aotiplug/crc32.h>
+#include <aotiplug/detail/crc32.h>
 
 #include <ATen/ops/empty_strided.h>
 #include <caffe2/serialize/inline_container.h>

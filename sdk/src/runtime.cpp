@@ -4,11 +4,13 @@
 // the runner registry and the registration log — and the key functions of the types whose
 // identity must be shared by the host and every plugin (aotiplug::Error).
 
-#include <aotiplug/crc32.h>
+#include <aotiplug/detail/crc32.h>
 #include <aotiplug/error.h>
-#include <aotiplug/library_messages.h>
-#include <aotiplug/registration_log.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/plugin/registration_log.h>
+#include <aotiplug/registry/plugin_abi.h>
+#include <aotiplug/registry/runner_registry.h>
+#include <aotiplug/runner/device.h>
+#include <aotiplug/runner/library_messages.h>
 #include <aotiplug/status.h>
 
 #include <c10/util/Exception.h>
@@ -23,9 +25,11 @@
 #include <cctype>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <new>
 #include <sstream>
 #include <streambuf>
+#include <unordered_map>
 #include <utility>
 
 namespace aotiplug {
@@ -214,6 +218,32 @@ RunnerRegistry& runnerRegistry() noexcept {
 
 // ---- runner creation ----
 
+namespace {
+struct PluginAbiTable {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::uint32_t> minors;
+};
+PluginAbiTable& pluginAbiTable() {
+  static PluginAbiTable* table = new PluginAbiTable();  // leaked, as the registry
+  return *table;
+}
+}  // namespace
+
+void recordPluginAbiMinor(const std::string& library, std::uint32_t abi_minor) {
+  PluginAbiTable& t = pluginAbiTable();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  t.minors[library] = abi_minor;
+}
+
+std::uint32_t pluginAbiMinor(const std::string& library) {
+  if (library.empty()) return AOTIPLUG_ABI_MINOR;
+  PluginAbiTable& t = pluginAbiTable();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  const auto it = t.minors.find(library);
+  if (it == t.minors.end()) return 0;
+  return std::min<std::uint32_t>(it->second, AOTIPLUG_ABI_MINOR);
+}
+
 c10::Device parseDevice(const std::string& device_str) {
   try {
     return c10::Device(device_str);
@@ -236,7 +266,8 @@ std::unique_ptr<ModelContainerRunner> createRunner(c10::DeviceType device_type,
       run_single_threaded);
   std::string context = origin.plugin.empty() ? std::string("runner")
                                               : "plugin '" + origin.plugin + "'";
-  return std::make_unique<RunnerHandle>(std::move(runner), std::move(context));
+  return std::make_unique<RunnerHandle>(std::move(runner), std::move(context),
+                                        pluginAbiMinor(origin.library));
 }
 
 std::unique_ptr<ModelContainerRunner> createRunner(const std::string& model_so_path,

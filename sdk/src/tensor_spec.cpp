@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The spec functions of tensor_spec.h, compiled once into libaotiplug.
 
-#include <aotiplug/tensor_spec.h>
+#include <aotiplug/executor/tensor_spec.h>
 
 #include <ATen/Tensor.h>
 #include <ATen/ops/empty_strided.h>

@@ -35,6 +35,10 @@ inline std::string requireEnv(const char* name) {
 
 inline fs::path buildRoot() { return requireEnv("AOTIPLUG_BUILD_ROOT"); }
 inline fs::path sourceRoot() { return requireEnv("AOTIPLUG_SOURCE_ROOT"); }
+// A library of tests/test_plugins/ in the build: testPlugin("alpha") is libtest_alpha.so.
+inline fs::path testPlugin(const std::string& name) {
+  return buildRoot() / "tests" / "test_plugins" / ("libtest_" + name + ".so");
+}
 
 // A private (0700) temporary directory, removed with everything in it.
 class TempDir {

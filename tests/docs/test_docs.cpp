@@ -11,6 +11,8 @@
 #include "../common/test_support.h"
 
 #include <algorithm>
+#include <regex>
+#include <set>
 #include <sstream>
 
 namespace {
@@ -133,4 +135,110 @@ BOOST_AUTO_TEST_CASE(every_shell_block_in_the_docs_runs) {
   BOOST_TEST_MESSAGE(run_blocks << " block(s) run here, " << ci_blocks << " run by .ci/run, "
                                 << long_blocks << " long-running checked against ./dev help");
   BOOST_TEST(run_blocks > 0);
+}
+
+namespace {
+
+// The SDK's headers on disk, by path under sdk/include/aotiplug/ ("runner/runner.h").
+std::set<std::string> sdkHeadersOnDisk(const fs::path& source) {
+  const fs::path root = source / "sdk" / "include" / "aotiplug";
+  std::set<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (e.is_regular_file() && e.path().extension() == ".h") {
+      out.insert(e.path().lexically_relative(root).generic_string());
+    }
+  }
+  out.insert("version.h");  // generated from version.h.in
+  return out;
+}
+
+// The table of docs/architecture.md's "The SDK's headers": every `x.h` of a row, with the
+// row's folder in front ("(top)" rows have none).
+std::set<std::string> headersTheArchitectureLists(const fs::path& source) {
+  std::istringstream in(aotiplug_test::readFile(source / "docs" / "architecture.md"));
+  std::set<std::string> out;
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("## ", 0) == 0) inside = line == "## The SDK's headers";
+    if (!inside || line.rfind("| ", 0) != 0) continue;
+    const auto cells = line.find(" | ", 2);
+    if (cells == std::string::npos) continue;
+    std::string folder = line.substr(2, cells - 2);
+    if (folder.size() > 2 && folder.front() == '`') folder = folder.substr(1, folder.size() - 2);
+    else if (folder == "(top)") folder.clear();
+    else continue;  // the header row
+    const std::string rest = line.substr(line.rfind(" | ", line.size() - 3) + 3);
+    static const std::regex header("`([a-z0-9_]+\\.h)`");
+    for (std::sregex_iterator m(rest.begin(), rest.end(), header), end; m != end; ++m) {
+      out.insert(folder + (*m)[1].str());
+    }
+  }
+  return out;
+}
+
+std::vector<fs::path> textFiles(const fs::path& source, std::initializer_list<const char*> dirs) {
+  std::vector<fs::path> out;
+  for (const char* d : dirs) {
+    if (!fs::exists(source / d)) continue;
+    if (fs::is_regular_file(source / d)) {
+      out.push_back(source / d);
+      continue;
+    }
+    for (const auto& e : fs::recursive_directory_iterator(source / d)) {
+      const std::string ext = e.path().extension().string();
+      if (e.is_regular_file() && (ext == ".md" || ext == ".h" || ext == ".cpp" || ext == ".in")) {
+        out.push_back(e.path());
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+// docs/architecture.md's header table is the SDK's layout: it lists every header there is,
+// and no more.
+BOOST_AUTO_TEST_CASE(the_architecture_lists_every_sdk_header) {
+  const fs::path source = aotiplug_test::sourceRoot();
+  const auto on_disk = sdkHeadersOnDisk(source);
+  const auto listed = headersTheArchitectureLists(source);
+  BOOST_TEST_REQUIRE(on_disk.size() > 20u);
+  for (const auto& h : on_disk) {
+    BOOST_TEST(listed.count(h) == 1u, "sdk/include/aotiplug/" << h << " is not in docs/architecture.md's header table");
+  }
+  for (const auto& h : listed) {
+    BOOST_TEST(on_disk.count(h) == 1u, "docs/architecture.md lists " << h << ", which does not exist");
+  }
+}
+
+// Every <aotiplug/...h> the docs, examples, plugins and host name exists.
+BOOST_AUTO_TEST_CASE(every_header_the_docs_and_sources_name_exists) {
+  const fs::path source = aotiplug_test::sourceRoot();
+  const auto sdk = sdkHeadersOnDisk(source);
+  static const std::regex named("(^|[^A-Za-z0-9_/])aotiplug/([a-z0-9_/]+\\.h)\\b");
+  int checked = 0;
+  for (const fs::path& f : textFiles(source, {"README.md", "docs", "examples", "plugins", "host", "sdk", "tests", "bench"})) {
+    const std::string text = aotiplug_test::readFile(f);
+    for (std::sregex_iterator m(text.begin(), text.end(), named), end; m != end; ++m) {
+      const std::string h = (*m)[2].str();
+      ++checked;
+      const bool exists = sdk.count(h) == 1 || fs::exists(source / "host" / "include" / "aotiplug" / h);
+      BOOST_TEST(exists, f.lexically_relative(source).string() << " names aotiplug/" << h << ", which does not exist");
+    }
+  }
+  BOOST_TEST_MESSAGE(checked << " header names checked");
+  BOOST_TEST(checked > 100);
+}
+
+// detail/ is included only where docs/architecture.md says: the SDK's own headers and
+// sources, the host library and the unit tests of what detail/ holds.
+BOOST_AUTO_TEST_CASE(only_the_sdk_and_host_library_include_detail) {
+  const fs::path source = aotiplug_test::sourceRoot();
+  for (const fs::path& f : textFiles(source, {"examples", "plugins", "host/cli", "host/conformance", "host/scanner", "tests", "bench"})) {
+    if (f.parent_path() == source / "tests" / "sdk" && f.filename().string().rfind("test_", 0) == 0) continue;
+    const std::string text = aotiplug_test::readFile(f);
+    BOOST_TEST(!contains(text, std::string("#include <aotiplug/") + "detail/"),
+               f.lexically_relative(source).string() << " includes an SDK detail/ header");
+  }
 }

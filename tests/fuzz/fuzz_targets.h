@@ -7,7 +7,7 @@
 
 #include <aotiplug/error.h>
 #include <aotiplug/host/manifest_reader.h>
-#include <aotiplug/pt2_package.h>
+#include <aotiplug/package/pt2_package.h>
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Writes the fuzzers' seed corpora: small valid inputs that reach deep into each reader.
 //   make_seeds MANIFEST_DIR PACKAGE_DIR SEED_PLUGIN.so
-#include <aotiplug/manifest.h>
+#include <aotiplug/plugin/manifest.h>
 
 #include <ATen/ops/arange.h>
 #include <ATen/ops/ones.h>

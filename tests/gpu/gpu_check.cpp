@@ -20,9 +20,9 @@
 //
 //   gpu_check --plugins DIR --package model.pt2 --data model.data.pt [--plain plain.pt2]
 //             --out results.json
-#include <aotiplug/aoti_delegate_executor.h>
-#include <aotiplug/registration_log.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
+#include <aotiplug/plugin/registration_log.h>
+#include <aotiplug/registry/runner_registry.h>
 #if AOTIPLUG_GPU_CHECK_HOST_LOADER
 #include <aotiplug/host/plugin_loader.h>
 #endif

@@ -6,7 +6,7 @@
 
 #include "../common/fixtures.h"
 
-#include <aotiplug/private_directory.h>
+#include <aotiplug/package/private_directory.h>
 
 #include <ATen/ops/randn.h>
 #include <nlohmann/json.hpp>
@@ -40,7 +40,7 @@ CommandResult runCli(std::vector<std::string> args) {
 }
 
 std::string testPlugin(const std::string& variant) {
-  return (aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / ("libtest_" + variant + ".so")).string();
+  return aotiplug_test::testPlugin(variant).string();
 }
 
 nlohmann::json parseJson(const CommandResult& r) {
@@ -195,7 +195,7 @@ BOOST_AUTO_TEST_CASE(plugins_lists_fallbacks_as_loaded_and_who_serves_each_devic
   const fs::path plugins = other.path() / "plugins", deps = other.path() / "deps";
   fs::create_directory(plugins);
   fs::create_directory(deps);
-  fs::copy_file(aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / "libtest_dependency.so",
+  fs::copy_file(aotiplug_test::testPlugin("dependency"),
                 deps / "libtest_dependency.so");
   fs::copy_file(testPlugin("needs_dependency"), plugins / "libneeds.so");
   fs::permissions(deps, fs::perms::all);
@@ -356,7 +356,7 @@ BOOST_AUTO_TEST_CASE(a_runner_returning_too_few_outputs_is_an_error_saying_so) {
   // A plugin whose runner drops an output wins the CPU device over the real plugin.
   aotiplug_test::TempDir dir;
   fs::copy_file(fs::path(pluginDir()) / "cpu" / "libaotiplug_cpu.so", dir.path() / "libaotiplug_cpu.so");
-  fs::copy_file(aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / "libtest_drops_an_output.so",
+  fs::copy_file(aotiplug_test::testPlugin("drops_an_output"),
                 dir.path() / "libdrops.so");
   const auto f = aotiplug_test::loadFixture("mlp");
   const CommandResult r = runCli({"run", f.pt2.string(), "--plugins", dir.str(), "--iters", "1"});

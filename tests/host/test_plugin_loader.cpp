@@ -6,9 +6,9 @@
 
 #include "../common/fixtures.h"
 
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
 
 #include <ATen/ops/arange.h>
 
@@ -40,8 +40,7 @@ using aotiplug_test::TempDir;
 namespace fs = std::filesystem;
 
 fs::path builtPlugin(const std::string& variant) {
-  return aotiplug_test::buildRoot() / "tests" / "host" / "plugins" /
-         ("libtest_" + variant + ".so");
+  return aotiplug_test::testPlugin(variant);
 }
 
 // Copies built test plugins into a fresh plugin directory.
@@ -114,10 +113,11 @@ BOOST_AUTO_TEST_CASE(every_bad_plugin_is_rejected_with_its_reason_and_good_ones_
   expectRejected(records["libtruncated.so"], PluginProblem::kTruncated, {"truncated"});
   expectRejected(records["libno_manifest.so"], PluginProblem::kNoManifest,
                  {"no aotiplug manifest", "AOTIPLUG_PLUGIN"});
+  const std::string host_abi = std::to_string(AOTIPLUG_ABI_MAJOR) + "." + std::to_string(AOTIPLUG_ABI_MINOR);
   expectRejected(records["libabi_major.so"], PluginProblem::kAbiMismatch,
-                 {"SDK ABI major differs", "plugin 99.0", "host 1.0"});
+                 {"SDK ABI major differs", "plugin 99." + std::to_string(AOTIPLUG_ABI_MINOR), "host " + host_abi});
   expectRejected(records["libabi_minor_newer.so"], PluginProblem::kAbiMismatch,
-                 {"newer SDK ABI minor", "plugin 1.99", "host 1.0"});
+                 {"newer SDK ABI minor", "plugin " + std::to_string(AOTIPLUG_ABI_MAJOR) + ".99", "host " + host_abi});
   expectRejected(records["libtorch_mismatch.so"], PluginProblem::kTorchMismatch,
                  {"LibTorch version differs", "plugin 1.13.1", "host 2."});
   expectRejected(records["libcxx11_mismatch.so"], PluginProblem::kCxx11AbiMismatch,
@@ -185,6 +185,29 @@ BOOST_AUTO_TEST_CASE(a_fallback_serves_when_the_plugin_that_beat_it_goes) {
   BOOST_TEST(loader.find("alpha")->state == PluginState::kLoaded, "it serves now");
   BOOST_TEST(loader.servingPlugins().at(c10::DeviceType::CPU).name() == "alpha");
   BOOST_TEST(aotiplug::runnerRegistry().winner(c10::DeviceType::CPU)->origin.plugin == "alpha");
+}
+
+// A plugin built for an older SDK ABI minor loads, and its runners' handles know it: they
+// never call what its shorter table lacks (abi_version(), minor 1), which would jump past
+// the end of its vtable.
+BOOST_AUTO_TEST_CASE(a_plugin_built_for_an_older_minor_runs_and_is_never_asked_what_it_lacks) {
+  for (const auto& [variant, minor] : {std::pair<std::string, unsigned>{"abi_minor_0", 0u},
+                                       std::pair<std::string, unsigned>{"alpha", 1u}}) {
+    BOOST_TEST_CONTEXT(variant) {
+      TempDir plugins;
+      stage(plugins, variant);
+      PluginLoader loader;
+      const auto records = loader.loadDirectory(plugins.str()).plugins;
+      BOOST_REQUIRE(records.size() == 1u);
+      BOOST_REQUIRE_MESSAGE(records[0].loaded(), records[0].reason);
+      BOOST_TEST(records[0].manifest->abi_minor == minor);
+      auto runner = aotiplug::createRunner("x2", 1, "cpu", "", false);
+      auto* handle = dynamic_cast<aotiplug::RunnerHandle*>(runner.get());
+      BOOST_REQUIRE(handle != nullptr);
+      BOOST_TEST(handle->abiMinor() == minor);
+      BOOST_TEST(runner->run({at::arange(4)}).at(0).sum().item<int64_t>() == 12);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(two_plugin_files_of_one_name_are_a_conflict_naming_both) {
@@ -364,7 +387,7 @@ BOOST_AUTO_TEST_CASE(trust_covers_every_directory_above_and_the_libraries_a_plug
   const fs::path plugins = top.path() / "plugins", deps = top.path() / "deps";
   fs::create_directory(plugins);
   fs::create_directory(deps);
-  fs::copy_file(aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / "libtest_dependency.so",
+  fs::copy_file(aotiplug_test::testPlugin("dependency"),
                 deps / "libtest_dependency.so");
   fs::copy_file(builtPlugin("needs_dependency"), plugins / "libneeds_dependency.so");
   fs::permissions(deps, fs::perms::all);

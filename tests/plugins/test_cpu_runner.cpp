@@ -10,14 +10,14 @@
 #include "../common/build_plugins.h"
 
 #include <aotiplug/host/plugin_loader.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/inductor/aoti_runner/model_container_runner_cpu.h>
 
-#include <aotiplug/cpu_features.h>
+#include <aotiplug/runner/cpu_features.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -309,8 +309,7 @@ BOOST_AUTO_TEST_CASE(bad_model_files_give_clear_errors) {
               {"cannot load model library", "text.so"});
 
   // A real shared library that is not an AOTInductor model.
-  const fs::path not_model =
-      aotiplug_test::buildRoot() / "tests" / "host" / "plugins" / "libtest_no_manifest.so";
+  const fs::path not_model = aotiplug_test::testPlugin("no_manifest");
   expectError([&] { cpuRunner(not_model); }, StatusCode::kModelError,
               {"is not an AOTInductor model library",
                "AOTInductorModelContainerCreateWithDevice"});

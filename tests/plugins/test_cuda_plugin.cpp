@@ -9,9 +9,9 @@
 #include "../common/build_plugins.h"
 #include "../common/package_edit.h"
 
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
 
 #include <c10/cuda/CUDAFunctions.h>
 

@@ -10,7 +10,7 @@
 #include "../common/fixtures.h"
 
 #include <aotiplug/host/plugin_loader.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
 
 #include <ATen/ops/zeros.h>
 

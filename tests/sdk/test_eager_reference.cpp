@@ -4,7 +4,7 @@
 #define BOOST_TEST_MODULE eager_reference
 #include <boost/test/unit_test.hpp>
 
-#include <aotiplug/eager_reference.h>
+#include <aotiplug/executor/eager_reference.h>
 
 #include <ATen/ATen.h>
 

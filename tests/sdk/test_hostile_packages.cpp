@@ -8,7 +8,7 @@
 #include "../common/fixtures.h"
 #include "../common/build_plugins.h"
 
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
 
 namespace {

@@ -6,7 +6,7 @@
 #define BOOST_TEST_MODULE manifest
 #include <boost/test/unit_test.hpp>
 
-#include <aotiplug/manifest.h>
+#include <aotiplug/plugin/manifest.h>
 
 #include <cstddef>
 #include <cstring>

@@ -8,9 +8,9 @@
 #include "../common/fixtures.h"
 #include "../common/build_plugins.h"
 
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
-#include <aotiplug/wrapper_source.h>
+#include <aotiplug/runner/wrapper_source.h>
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/randn.h>

@@ -6,7 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <aotiplug/error.h>
-#include <aotiplug/private_directory.h>
+#include <aotiplug/package/private_directory.h>
 
 #include <fcntl.h>
 #include <sys/file.h>

@@ -7,9 +7,9 @@
 
 #include "../common/fixtures.h"
 
-#include <aotiplug/aoti_delegate_executor.h>
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
 
 #include <atomic>
 #include <chrono>

@@ -5,7 +5,7 @@
 #define BOOST_TEST_MODULE tensor_spec
 #include <boost/test/unit_test.hpp>
 
-#include <aotiplug/tensor_spec.h>
+#include <aotiplug/executor/tensor_spec.h>
 
 #include <ATen/ATen.h>
 

@@ -4,7 +4,7 @@
 #define BOOST_TEST_MODULE typed_registry
 #include <boost/test/unit_test.hpp>
 
-#include <aotiplug/typed_registry.h>
+#include <aotiplug/registry/typed_registry.h>
 
 #include <atomic>
 #include <chrono>

@@ -4,7 +4,7 @@
 #define BOOST_TEST_MODULE writer_preferring_mutex
 #include <boost/test/unit_test.hpp>
 
-#include <aotiplug/writer_preferring_mutex.h>
+#include <aotiplug/detail/writer_preferring_mutex.h>
 
 #include <atomic>
 #include <chrono>

@@ -18,8 +18,9 @@
 #include "options.h"
 
 #include <aotiplug/error.h>
-#include <aotiplug/model_library_runner.h>
-#include <aotiplug/runner_registry.h>
+#include <aotiplug/registry/runner_registry.h>
+#include <aotiplug/runner/device.h>
+#include <aotiplug/runner/model_library_runner.h>
 
 #include <ATen/ops/isfinite.h>
 

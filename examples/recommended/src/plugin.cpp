@@ -3,7 +3,7 @@
 //
 // The entry file only declares the plugin and registers its pieces; everything else is
 // ordinary C++ in its own file.
-#include <aotiplug/plugin.h>
+#include <aotiplug/plugin/plugin.h>
 
 #include "checked_cpu_runner.h"
 #include "options.h"

@@ -6,20 +6,18 @@
 // Inside C++ code (the host, the SDK's own headers, a plugin's internals) errors are
 // exceptions whose message names the thing at fault (the plugin file, the device, the
 // input index, the constant) and says what was expected. At the plugin boundary they are
-// turned into aotiplug::Status values (status.h) and back.
+// turned into aotiplug::Status values (status.h) and back; throwIfError (status.h) turns a
+// Status into an Error.
 //
 // Error's type_info and vtable live in libaotiplug, so every module catches the same type.
 
-#include <aotiplug/export.h>
+#include <aotiplug/detail/export.h>
+#include <aotiplug/status_code.h>
 
-#include <cstdint>
 #include <stdexcept>
 #include <string>
 
 namespace aotiplug {
-
-enum class StatusCode : std::int32_t;
-class Status;
 
 // aotiplug::Error
 class AOTIPLUG_API Error : public std::runtime_error {
@@ -32,9 +30,5 @@ class AOTIPLUG_API Error : public std::runtime_error {
  private:
   StatusCode code_;
 };
-
-// Throws Error(status.code(), context + ": " + status.message()) unless status is ok.
-// An empty context leaves the message as it is.
-AOTIPLUG_API void throwIfError(const Status& status, const std::string& context = {});
 
 }  // namespace aotiplug

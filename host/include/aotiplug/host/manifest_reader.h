@@ -10,7 +10,7 @@
 //
 // Thread safety: the functions are reentrant. Ownership: results are plain values.
 
-#include <aotiplug/manifest.h>
+#include <aotiplug/plugin/manifest.h>
 
 #include <cstddef>
 #include <optional>

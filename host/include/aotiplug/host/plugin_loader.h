@@ -35,8 +35,8 @@
 
 #include <aotiplug/host/plugin_record.h>
 #include <aotiplug/host/plugin_scan.h>
-#include <aotiplug/manifest.h>
-#include <aotiplug/typed_registry.h>
+#include <aotiplug/plugin/manifest.h>
+#include <aotiplug/registry/typed_registry.h>
 
 #include <c10/core/DeviceType.h>
 

@@ -7,8 +7,8 @@
 //
 // Thread safety: plain values. Ownership: plain values.
 
-#include <aotiplug/manifest.h>
-#include <aotiplug/typed_registry.h>
+#include <aotiplug/plugin/manifest.h>
+#include <aotiplug/registry/typed_registry.h>
 
 #include <c10/core/DeviceType.h>
 #include <nlohmann/json.hpp>

@@ -25,7 +25,7 @@
 
 #include <aotiplug/host/child_process.h>
 #include <aotiplug/host/plugin_record.h>
-#include <aotiplug/manifest.h>
+#include <aotiplug/plugin/manifest.h>
 
 #include <chrono>
 #include <map>
