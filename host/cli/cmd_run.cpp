@@ -4,6 +4,7 @@
 
 #include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/executor/eager_reference.h>
+#include <aotiplug/host/op_library.h>
 #include <aotiplug/package/pt2_package.h>
 #include <aotiplug/registry/runner_registry.h>
 #include <aotiplug/runner/device.h>
@@ -94,6 +95,7 @@ double percentile(std::vector<double> v, double p) {
 struct RunOptions {
   std::string package;  // empty: the bundled demo
   std::string plugins, device, model, inputs_file, cache_dir;
+  std::vector<std::string> op_libraries;
   int iters = 0, warmup = 0, threads = 1;
   bool json = false;
 };
@@ -117,6 +119,8 @@ std::optional<RunOptions> parseRunOptions(int argc, char** argv) {
       ("device", po::value<std::string>()->default_value(""), "run on this device (cpu, cuda, cuda:N) instead of the package's")
       ("model", po::value<std::string>()->default_value(""), "the model in a package holding several")
       ("inputs", po::value<std::string>(), "torch.save'd list of input tensors")
+      ("op-library", po::value<std::vector<std::string>>()->composing(),
+       "a library registering operators the model's extern kernels call (TORCH_LIBRARY); repeatable")
       ("iters,n", po::value<int>()->default_value(20), "timed runs (in all threads together)")
       ("warmup", po::value<int>()->default_value(2), "untimed runs first")
       ("threads,t", po::value<int>()->default_value(1), "threads calling run() at once (also the number of model instances)")
@@ -141,6 +145,7 @@ std::optional<RunOptions> parseRunOptions(int argc, char** argv) {
   o.device = vm["device"].as<std::string>();
   o.model = vm["model"].as<std::string>();
   o.inputs_file = vm.count("inputs") != 0 ? vm["inputs"].as<std::string>() : std::string();
+  if (vm.count("op-library") != 0) o.op_libraries = vm["op-library"].as<std::vector<std::string>>();
   o.cache_dir = vm["cache-dir"].as<std::string>();
   o.iters = vm["iters"].as<int>();
   o.warmup = vm["warmup"].as<int>();
@@ -373,6 +378,8 @@ int runRunCommand(int argc, char** argv) {
                 << "): " << r.reason << "\n";
     }
   }
+  // Before the package is opened: its extern kernels are resolved when its runner is made.
+  for (const std::string& library : o.op_libraries) loadOpLibrary(library);
   RunReport report;
   report.demo = o.package.empty();
   report.package = report.demo ? ensureDemoPackage(o.cache_dir) : o.package;

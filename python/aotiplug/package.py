@@ -49,6 +49,14 @@ def _layout(t: torch.Tensor) -> str:
     return "strided"
 
 
+def _bound(value: Any, unbounded: int) -> int:
+    """A range end as an int; `unbounded` for an infinite one (sympy's oo, torch's int_oo)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return unbounded
+
+
 def tensor_spec(name: str, value: Any, ranges: dict | None = None) -> dict:
     """Spec of one tensor (a real or fake tensor; symbolic sizes become -1)."""
     sizes, mins, maxs = [], [], []
@@ -63,8 +71,9 @@ def tensor_spec(name: str, value: Any, ranges: dict | None = None) -> dict:
         if ranges is not None:
             for sym, vr in ranges.items():
                 if str(sym) == str(s.node.expr):
-                    lo = int(vr.lower)
-                    hi = int(vr.upper) if vr.upper.is_finite else -1
+                    # Unbounded ends (data-dependent sizes): 0 and -1, "no bound".
+                    lo = max(_bound(vr.lower, 0), 0)
+                    hi = _bound(vr.upper, -1)
         mins.append(lo)
         maxs.append(hi)
     # The strides the compiled code is specialized for (-1 where they depend on dynamic sizes).

@@ -169,7 +169,9 @@ inline ModelLibrary::ModelLibrary(const std::string& model_so_path, std::size_t 
   features_.constants_blob =
       fns_.get_constants_blob_size != nullptr && fns_.update_constants_from_blob != nullptr;
 
-  refuseExternKernels();
+  if (const std::string file = ExternKernels::fileFor(path_); !file.empty()) {
+    extern_kernels_ = std::make_unique<ExternKernels>(file, path_, parseDevice(device_str));
+  }
   if (const char* env = std::getenv("AOTI_RUNTIME_CHECK_INPUTS"); env != nullptr && env[0] != '0') {
     library_checks_inputs_ = true;  // as the library itself reads it, once
   }
@@ -205,6 +207,11 @@ inline void ModelLibrary::fail(const char* function, LibraryMessages& messages) 
   std::string message = name + " failed for model " + path_;
   const char* text = nullptr;
   std::string reason = messages.takeReason();
+  if (extern_kernels_) {
+    if (std::string kernel = extern_kernels_->takeError(); !kernel.empty()) {
+      throw Error(StatusCode::kModelError, message + ": " + kernel);
+    }
+  }
   if (fns_.get_last_error != nullptr && fns_.get_last_error(&text) == AOTI_RUNTIME_SUCCESS &&
       text != nullptr && *text != '\0') {
     reason = text;
@@ -231,40 +238,13 @@ inline std::size_t ModelLibrary::count(CountFn fn, const char* name) const {
   return n;
 }
 
-inline void ModelLibrary::refuseExternKernels() const {
-  std::filesystem::path json = path_;
-  json.replace_extension(".json");
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(json, ec)) return;
-  std::size_t kernels = 0;
-  std::string first;
-  try {
-    std::ifstream in(json);
-    const nlohmann::json doc = nlohmann::json::parse(in);
-    if (doc.contains("nodes") && doc["nodes"].is_array()) {
-      kernels = doc["nodes"].size();
-      if (kernels > 0) {
-        const auto& node = doc["nodes"][0];
-        if (node.contains("node") && node["node"].contains("target")) {
-          first = node["node"]["target"].get<std::string>();
-        } else if (node.contains("name")) {
-          first = node["name"].get<std::string>();
-        }
-      }
-    }
-  } catch (const std::exception& e) {
-    throw Error(StatusCode::kModelError, "cannot read the extern-kernel file " +
-                                             json.string() + " of model " + path_ + ": " +
-                                             e.what());
-  }
-  if (kernels == 0) return;
-  throw Error(StatusCode::kFailedPrecondition,
-              "model " + path_ + " calls " + std::to_string(kernels) +
-                  " extern kernel(s)" + (first.empty() ? "" : " (first: " + first + ")") +
-                  " listed in " + json.string() +
-                  "; these run through LibTorch's proxy executor "
-                  "(torch::aot_inductor::OSSProxyExecutor), which this LibTorch does not "
-                  "export to C++ programs. aotiplug refuses to run the model without it");
+inline void ModelLibrary::throwIfExternKernelFailed(const char* function) const {
+  if (!extern_kernels_) return;
+  std::string error = extern_kernels_->takeError();
+  if (error.empty()) return;
+  throw Error(StatusCode::kModelError,
+              std::string("AOTInductorModelContainer") + function + " failed for model " + path_ +
+                  ": " + error);
 }
 
 inline std::unordered_map<std::string, std::string> ModelLibrary::readMetadata(
@@ -396,11 +376,19 @@ inline std::vector<at::Tensor> ModelLibrary::run(const std::vector<at::Tensor>& 
   const AOTIRuntimeError code =
       fn(container_, input_handles.data(), input_handles.size(), output_handles.data(),
          output_handles.size(), reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
-         /*proxy_executor_handle=*/nullptr);
+         proxyExecutor());
   if (code != AOTI_RUNTIME_SUCCESS) {
     detail::freeTensorHandles(output_handles.data(), output_handles.size());
     detail::freeUnstolenInputs(input_handles, traced);
     fail(single_threaded ? "RunSingleThreaded" : "Run", messages);
+  }
+  if (extern_kernels_) {
+    try {
+      throwIfExternKernelFailed(single_threaded ? "RunSingleThreaded" : "Run");
+    } catch (...) {
+      detail::freeTensorHandles(output_handles.data(), output_handles.size());
+      throw;
+    }
   }
   return detail::stealOutputs(output_handles.data(), output_handles.size());
 }
@@ -435,7 +423,7 @@ inline void ModelLibrary::runConstantFolding(bool use_inactive, void* stream_han
   call("RunConstantFolding", [&] {
     return fns_.run_constant_folding(container_, use_inactive,
                                      reinterpret_cast<AOTInductorStreamHandle>(stream_handle),
-                                     /*proxy_executor_handle=*/nullptr);
+                                     proxyExecutor());
   });
 }
 

@@ -26,9 +26,12 @@
 //    library left) and a lazy constant fold of the active buffer (callers fold first:
 //    ModelLibraryRunner does);
 //  - the container is deleted, and the library closed, exactly once, in the destructor;
-//  - a model whose extern-kernel file (<model>.json beside the .so) lists kernels needs
-//    LibTorch's proxy executor, which torch 2.11 does not export to C++ programs: such a
-//    model is refused with an error saying so, never run without it.
+//  - a model whose extern-kernel file (<model>.json beside the .so) lists kernels runs them
+//    through aotiplug's proxy executor (ExternKernels, extern_kernels.h), made before the
+//    container and passed to every run and fold; an operator that is not registered in
+//    this process (its op library not loaded) fails the constructor, naming the op. A
+//    kernel that fails fails the run with its error, even where the library's generated
+//    code ignores it (torch 2.11).
 //
 // This is the raw binding: it checks only what would otherwise crash the library (input
 // count, undefined tensors). Validation of constants and inputs is the runner's job
@@ -42,7 +45,9 @@
 // serialize them (ModelLibraryRunner does).
 
 #include <aotiplug/error.h>
+#include <aotiplug/runner/device.h>
 #include <aotiplug/runner/elf_image_check.h>
+#include <aotiplug/runner/extern_kernels.h>
 #include <aotiplug/runner/library_messages.h>
 #include <aotiplug/runner/model_info.h>
 #include <aotiplug/runner/runner.h>
@@ -62,6 +67,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -177,11 +183,18 @@ class ModelLibrary {
     LibraryMessages messages;
     const AOTIRuntimeError code = std::forward<F>(f)();
     if (code != AOTI_RUNTIME_SUCCESS) fail(function, messages);
+    throwIfExternKernelFailed(function);
   }
+  // The proxy executor's handle for the C ABI (null without extern kernels).
+  AOTIProxyExecutorHandle proxyExecutor() const noexcept {
+    return extern_kernels_ ? reinterpret_cast<AOTIProxyExecutorHandle>(extern_kernels_->handle())
+                           : nullptr;
+  }
+  // Throws Error(kModelError) when an extern kernel failed on this thread during the call.
+  void throwIfExternKernelFailed(const char* function) const;
   [[noreturn]] void fail(const char* function, LibraryMessages& messages) const;
   [[noreturn]] void missingFeature(const char* function, const char* purpose) const;
   std::size_t count(CountFn fn, const char* name) const;
-  void refuseExternKernels() const;
 
   std::string path_;
   boost::dll::shared_library library_;
@@ -190,6 +203,7 @@ class ModelLibrary {
   AOTInductorModelContainerHandle container_ = nullptr;
   std::size_t num_inputs_ = 0;
   std::size_t num_outputs_ = 0;
+  std::unique_ptr<ExternKernels> extern_kernels_;  // outlives the container (deleted first)
   // AOTI_RUNTIME_CHECK_INPUTS is set: the library's own input checks run, and fail before
   // it steals the input handles.
   bool library_checks_inputs_ = false;

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include <aotiplug/host/op_library.h>
+
+#include <aotiplug/error.h>
+#include <aotiplug/host/manifest_reader.h>
+#include <aotiplug/host/path_trust.h>
+#include <aotiplug/runner/elf_image_check.h>
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+namespace aotiplug {
+
+namespace {
+std::mutex& opLibraryMutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<std::string>& opLibraries() {
+  static std::vector<std::string>* v = new std::vector<std::string>();  // never unloaded
+  return *v;
+}
+}  // namespace
+
+void loadOpLibrary(const std::string& path, const OpLibraryOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path resolved = fs::canonical(fs::absolute(path, ec), ec);
+  if (ec || !fs::is_regular_file(resolved, ec)) {
+    throw Error(StatusCode::kNotFound, "op library " + path + " does not exist");
+  }
+  const std::string file = resolved.string();
+  std::lock_guard<std::mutex> lock(opLibraryMutex());
+  auto& loaded = opLibraries();
+  if (std::find(loaded.begin(), loaded.end(), file) != loaded.end()) return;
+
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw Error(StatusCode::kNotFound, "cannot open op library " + file + ": " + std::strerror(errno));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (options.require_trusted_paths) {
+    const TrustCheck trust = checkTrustedFile(fd, file, "op library");
+    if (!trust.ok()) {
+      throw Error(StatusCode::kFailedPrecondition,
+                  "op library " + file + " was not loaded: " + trust.reason);
+    }
+    for (const std::string& dependency : runpathDependencies(fd, resolved.parent_path().string())) {
+      if (std::string why = checkTrustedPath(dependency, "library"); !why.empty()) {
+        throw Error(StatusCode::kFailedPrecondition,
+                    "op library " + file + " was not loaded: " + why +
+                        " (a library it takes from its RUNPATH)");
+      }
+    }
+  }
+  if (std::string why = checkElfImage("/proc/self/fd/" + std::to_string(fd)); !why.empty()) {
+    throw Error(StatusCode::kInvalidArgument, "op library " + file + " was not loaded: " + why);
+  }
+  if (::dlopen(file.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* why = ::dlerror();
+    throw Error(StatusCode::kInvalidArgument,
+                "op library " + file + " was not loaded: " + (why != nullptr ? why : "dlopen failed"));
+  }
+  loaded.push_back(file);
+}
+
+std::vector<std::string> loadedOpLibraries() {
+  std::lock_guard<std::mutex> lock(opLibraryMutex());
+  return opLibraries();
+}
+
+}  // namespace aotiplug

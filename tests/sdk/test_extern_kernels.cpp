@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Models with extern kernels (AOTInductor's proxy-executor calls into TORCH_LIBRARY ops),
+// compiled by the test build against tests/fixtures/ops/test_ops.cpp: refused clearly while
+// the op library is not loaded, then run through aotiplug::ExternKernels and matching eager,
+// from several threads, across a weight swap, and through `aotiplug run --op-library`.
+// The order of the cases matters: an op library, once loaded, stays loaded.
+#define BOOST_TEST_MODULE extern_kernels
+#include <boost/test/unit_test.hpp>
+
+#include "../common/build_plugins.h"
+#include "../common/fixtures.h"
+
+#include <aotiplug/executor/aoti_delegate_executor.h>
+#include <aotiplug/host/op_library.h>
+#include <aotiplug/runner/extern_kernels.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <thread>
+
+namespace {
+
+using aotiplug::AOTIDelegateExecutor;
+using aotiplug::ExecutorConfig;
+using aotiplug::ExternKernels;
+using aotiplug::StatusCode;
+using aotiplug_test::expectError;
+using aotiplug_test::loadFixture;
+namespace fs = std::filesystem;
+
+using BuildPlugins = aotiplug_test::BuildPlugins;
+BOOST_TEST_GLOBAL_FIXTURE(BuildPlugins);
+
+const char* const kFixtures[] = {"extern_ops", "plain_extern_ops"};
+
+fs::path opLibrary() { return aotiplug_test::buildRoot() / "tests" / "fixtures" / "libaotiplug_test_ops.so"; }
+
+ExecutorConfig quiet() {
+  ExecutorConfig c;
+  c.maxNumConcurrentThreads = 4;
+  c.log = [](const std::string&) {};
+  return c;
+}
+
+aotiplug_test::CommandResult cli(std::vector<std::string> args) {
+  args.insert(args.begin(), (aotiplug_test::buildRoot() / "host" / "aotiplug").string());
+  args.push_back("--plugins");
+  args.push_back((aotiplug_test::buildRoot() / "plugins").string());
+  return aotiplug_test::runCommand(args);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(without_its_op_library_a_model_is_refused_at_open_naming_the_op) {
+  for (const char* name : kFixtures) {
+    BOOST_TEST_CONTEXT(name) {
+      const auto f = loadFixture(name);
+      expectError([&] { AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet()); },
+                  StatusCode::kFailedPrecondition,
+                  {"needs operator aotiplug_test::scale_add",
+                   "which no library loaded in this process registers",
+                   "TORCH_LIBRARY(aotiplug_test", "--op-library"});
+    }
+  }
+  const auto r = cli({"run", loadFixture("extern_ops").pt2.string(), "-n", "1"});
+  BOOST_TEST(r.exit_code == 1, r.err);
+  BOOST_TEST(aotiplug_test::contains(r.err, "needs operator aotiplug_test::scale_add"), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(an_op_library_that_is_missing_or_others_could_write_is_refused_naming_it) {
+  expectError([] { aotiplug::loadOpLibrary("/nonexistent/libops.so"); }, StatusCode::kNotFound,
+              {"op library /nonexistent/libops.so does not exist"});
+  aotiplug_test::TempDir dir;
+  const fs::path open_dir = dir.path() / "open";
+  fs::create_directory(open_dir);
+  ::chmod(open_dir.c_str(), 0777);
+  fs::copy_file(opLibrary(), open_dir / "libops.so");
+  expectError([&] { aotiplug::loadOpLibrary((open_dir / "libops.so").string()); },
+              StatusCode::kFailedPrecondition,
+              {"op library " + (open_dir / "libops.so").string() + " was not loaded", open_dir.string()});
+  const fs::path not_elf = dir.path() / "libtext.so";
+  aotiplug_test::writeFile(not_elf, "not a library");
+  expectError([&] { aotiplug::loadOpLibrary(not_elf.string()); }, StatusCode::kInvalidArgument,
+              {"op library " + not_elf.string() + " was not loaded"});
+  BOOST_TEST(aotiplug::loadedOpLibraries().empty());
+}
+
+BOOST_AUTO_TEST_CASE(with_it_the_models_match_eager_on_every_input_and_weight_set) {
+  aotiplug::loadOpLibrary(opLibrary().string());
+  aotiplug::loadOpLibrary(opLibrary().string());  // again: nothing happens
+  BOOST_TEST(aotiplug::loadedOpLibraries().size() == 1u);
+  for (const char* name : kFixtures) {
+    BOOST_TEST_CONTEXT(name) {
+      const auto f = loadFixture(name);
+      AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+      aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "sample inputs");
+      aotiplug_test::expectCloseToEager(exec.run(f.extra_inputs), f.extra_outputs,
+                                        "another batch size (and another data-dependent size)");
+      BOOST_TEST(f.outputs.at(3).size(0) != f.extra_outputs.at(3).size(0));
+      if (f.plain) continue;  // Inductor inlined its small bias: no swap (docs/host-integration.md)
+      exec.processWeights(std::make_shared<aotiplug::Weights>(f.weights_b));
+      exec.commitWeights();
+      aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, "after a weight swap");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(runs_from_several_threads_at_once_during_swaps) {
+  const auto f = loadFixture("extern_ops");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  std::atomic<int> wrong{0}, runs{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        const auto out = exec.run(f.inputs);
+        std::string why;
+        // Either weight set, never a mix: the swap is atomic for runs.
+        bool a = true, b = true;
+        for (std::size_t i = 0; i < out.size(); ++i) {
+          a = a && aotiplug_test::closeToEager(out[i], f.outputs[i], &why);
+          b = b && aotiplug_test::closeToEager(out[i], f.outputs_b[i], &why);
+        }
+        if (!a && !b) ++wrong;
+        ++runs;
+      }
+    });
+  }
+  for (int swap = 0; swap < 6; ++swap) {
+    exec.processWeights(std::make_shared<aotiplug::Weights>(swap % 2 == 0 ? f.weights_b : f.weights_a));
+    exec.commitWeights();
+  }
+  while (runs.load() < 40) std::this_thread::yield();
+  stop = true;
+  for (auto& t : threads) t.join();
+  BOOST_TEST(wrong.load() == 0, wrong.load() << " of " << runs.load() << " runs matched neither weight set");
+}
+
+// What the executor cannot do is refused when the model is opened: an argument the
+// registered schema lacks, an argument kind it does not handle, an output count that
+// differs. Shown on edited copies of a real extern-kernel file.
+BOOST_AUTO_TEST_CASE(a_schema_that_differs_or_an_unhandled_kind_is_refused_at_load) {
+  const auto f = loadFixture("plain_extern_ops");
+  const std::string json_path = ExternKernels::fileFor(f.so.string());
+  BOOST_REQUIRE(!json_path.empty());
+  const auto original = nlohmann::json::parse(aotiplug_test::readFile(json_path));
+  {
+    ExternKernels ok(json_path, f.so.string(), c10::Device("cpu"));
+    BOOST_TEST(ok.operators().size() == 4u);
+  }
+  aotiplug_test::TempDir dir;
+  auto refused = [&](const std::function<void(nlohmann::json&)>& edit, StatusCode code,
+                     const std::vector<std::string>& fragments) {
+    nlohmann::json doc = original;
+    edit(doc);
+    const fs::path edited = dir.path() / "model.json";
+    aotiplug_test::writeFile(edited, doc.dump());
+    expectError([&] { ExternKernels(edited.string(), f.so.string(), c10::Device("cpu")); }, code, fragments);
+  };
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["inputs"][2]["name"] = "beta"; },
+          StatusCode::kIncompatible,
+          {"node 0 (aotiplug_test::scale_add)", "passes argument 'beta'",
+           "the registered schema is aotiplug_test::scale_add(Tensor x, Tensor y, float alpha)",
+           "differs from the one the model was compiled with"});
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["inputs"][2]["arg"] = {{"as_tensor", {{"name", "buf9"}}}}; },
+          StatusCode::kIncompatible, {"argument 'alpha' (as_tensor for float)"});
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["inputs"][0]["arg"] = {{"as_graph", {{"graph", {}}}}}; },
+          StatusCode::kIncompatible, {"argument 'x' (as_graph for Tensor)"});
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["inputs"][2]["arg"] = {{"as_bool", true}}; },
+          StatusCode::kIncompatible, {"argument 'alpha' (as_bool for float)"});
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["outputs"].push_back({{"as_tensor", {{"name", "x"}}}}); },
+          StatusCode::kIncompatible, {"expects 2 output(s), the op returns 1"});
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["target"] = "call_torchbind"; },
+          StatusCode::kModelError, {"TorchBind", "does not handle"});
+  refused([](nlohmann::json& d) { d["nodes"][1]["node"]["outputs"][0] = {{"as_sym_float", {{"as_name", "f0"}}}}; },
+          StatusCode::kModelError, {"output 0 is as_sym_float", "does not handle"});
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["inputs"].erase(1); },
+          StatusCode::kIncompatible, {"does not pass argument 'y', which has no default"});
+  refused([](nlohmann::json& d) { d = {{"something", 1}}; }, StatusCode::kModelError, {"has no \"nodes\" list"});
+}
+
+BOOST_AUTO_TEST_CASE(aotiplug_run_with_op_library_matches_eager) {
+  const auto f = loadFixture("extern_ops");
+  const auto r = cli({"run", f.pt2.string(), "-n", "3", "-t", "2", "--op-library", opLibrary().string(), "--json"});
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const auto j = nlohmann::json::parse(r.out);
+  BOOST_TEST(j.at("eager").at("match") == true, r.out);
+  const auto plain = cli({"run", loadFixture("plain_extern_ops").pt2.string(), "-n", "1",
+                          "--op-library", opLibrary().string()});
+  BOOST_TEST(plain.exit_code == 0, plain.err);
+  const auto missing = cli({"run", f.pt2.string(), "--op-library", "/nonexistent/libops.so"});
+  BOOST_TEST(missing.exit_code == 1);
+  BOOST_TEST(aotiplug_test::contains(missing.err, "op library /nonexistent/libops.so does not exist"), missing.err);
+}
