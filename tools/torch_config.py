@@ -36,6 +36,14 @@ def main() -> int:
                 if os.path.exists(os.path.join(candidate, "cuda_runtime_api.h")):
                     cuda_include = candidate
     print("cuda_include=" + cuda_include)
+    # torchvision's op library (nms, roi_align...), for the extern-kernel tests; found
+    # without importing torchvision.
+    vision = importlib.util.find_spec("torchvision")
+    vision_ops = ""
+    if vision is not None and vision.submodule_search_locations:
+        candidate = os.path.join(vision.submodule_search_locations[0], "_C.so")
+        vision_ops = candidate if os.path.exists(candidate) else ""
+    print("torchvision_ops=" + vision_ops)
     return 0
 
 

@@ -67,9 +67,15 @@ void loadOpLibrary(const std::string& path, const OpLibraryOptions& options) {
     throw Error(StatusCode::kInvalidArgument, "op library " + file + " was not loaded: " + why);
   }
   if (::dlopen(file.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
-    const char* why = ::dlerror();
-    throw Error(StatusCode::kInvalidArgument,
-                "op library " + file + " was not loaded: " + (why != nullptr ? why : "dlopen failed"));
+    const char* error = ::dlerror();
+    std::string why = error != nullptr ? error : "dlopen failed";
+    if (why.find("libtorch_python") != std::string::npos) {
+      // torchvision's wheel ships its ops in _C.so, a Python extension module.
+      why += " (it is a Python extension module, which needs a Python interpreter's "
+             "libtorch_python.so; a C++ host needs the library built for C++, e.g. "
+             "torchvision's CMake build of its ops)";
+    }
+    throw Error(StatusCode::kInvalidArgument, "op library " + file + " was not loaded: " + why);
   }
   loaded.push_back(file);
 }

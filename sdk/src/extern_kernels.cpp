@@ -28,8 +28,8 @@ using nlohmann::json;
 std::string providerHint(const std::string& op) {
   const std::string ns = op.substr(0, op.find("::"));
   if (ns == "torchvision") {
-    return "load torchvision's op library (torchvision/_C.so of the torchvision wheel built "
-           "for this torch)";
+    return "load a C++ build of torchvision's ops (libtorchvision.so from torchvision's CMake "
+           "build for this torch; the wheel's _C.so is a Python extension a C++ host cannot load)";
   }
   if (ns == "torchaudio") return "load torchaudio's op library (torchaudio/lib/libtorchaudio.so)";
   if (ns == "fbgemm") return "load fbgemm_gpu's op library (fbgemm_gpu_py.so)";

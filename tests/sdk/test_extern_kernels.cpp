@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 
 namespace {
@@ -41,6 +42,18 @@ ExecutorConfig quiet() {
   c.maxNumConcurrentThreads = 4;
   c.log = [](const std::string&) {};
   return c;
+}
+
+// torchvision's op library, when torchvision is in the venv (requirements.txt has it).
+std::string visionOps() {
+  const char* p = std::getenv("AOTIPLUG_TORCHVISION_OPS");
+  return p != nullptr ? p : "";
+}
+boost::test_tools::assertion_result haveTorchvision(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(!visionOps().empty() &&
+                                        fs::exists(aotiplug_test::fixturesDir() / "plain_vision_ops.pt2"));
+  r.message() << "torchvision is not installed in the venv";
+  return r;
 }
 
 aotiplug_test::CommandResult cli(std::vector<std::string> args) {
@@ -68,6 +81,14 @@ BOOST_AUTO_TEST_CASE(without_its_op_library_a_model_is_refused_at_open_naming_th
   BOOST_TEST(aotiplug_test::contains(r.err, "needs operator aotiplug_test::scale_add"), r.err);
 }
 
+BOOST_AUTO_TEST_CASE(a_torchvision_model_is_refused_naming_torchvisions_library,
+                     *boost::unit_test::precondition(haveTorchvision)) {
+  const auto f = loadFixture("plain_vision_ops");
+  expectError([&] { AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet()); },
+              StatusCode::kFailedPrecondition,
+              {"needs operator torchvision::nms", "a C++ build of torchvision's ops", "libtorchvision.so"});
+}
+
 BOOST_AUTO_TEST_CASE(an_op_library_that_is_missing_or_others_could_write_is_refused_naming_it) {
   expectError([] { aotiplug::loadOpLibrary("/nonexistent/libops.so"); }, StatusCode::kNotFound,
               {"op library /nonexistent/libops.so does not exist"});
@@ -89,7 +110,7 @@ BOOST_AUTO_TEST_CASE(an_op_library_that_is_missing_or_others_could_write_is_refu
 BOOST_AUTO_TEST_CASE(with_it_the_models_match_eager_on_every_input_and_weight_set) {
   aotiplug::loadOpLibrary(opLibrary().string());
   aotiplug::loadOpLibrary(opLibrary().string());  // again: nothing happens
-  BOOST_TEST(aotiplug::loadedOpLibraries().size() == 1u);
+  BOOST_TEST(aotiplug::loadedOpLibraries().size() >= 1u);
   for (const char* name : kFixtures) {
     BOOST_TEST_CONTEXT(name) {
       const auto f = loadFixture(name);
@@ -104,6 +125,15 @@ BOOST_AUTO_TEST_CASE(with_it_the_models_match_eager_on_every_input_and_weight_se
       aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, "after a weight swap");
     }
   }
+}
+
+// torchvision's wheel ships its ops in _C.so, a Python extension linked to
+// libtorch_python.so: a C++ host cannot load it, and is told why and what to use instead.
+BOOST_AUTO_TEST_CASE(torchvisions_python_extension_is_refused_saying_what_a_cpp_host_needs,
+                     *boost::unit_test::precondition(haveTorchvision)) {
+  expectError([] { aotiplug::loadOpLibrary(visionOps()); }, StatusCode::kInvalidArgument,
+              {"op library " + fs::canonical(visionOps()).string() + " was not loaded",
+               "libtorch_python.so", "Python extension module", "built for C++"});
 }
 
 BOOST_AUTO_TEST_CASE(runs_from_several_threads_at_once_during_swaps) {
