@@ -150,8 +150,13 @@ def package_model(
     model_name: str = "model",
     reference_inputs: Iterable[torch.Tensor] | None = None,
     swappable_weights: bool = True,
+    op_libraries: Sequence[str] = (),
 ) -> dict:
     """Export, compile and package `model`; returns the recorded specs.
+
+    op_libraries: the libraries registering operators the model calls as extern kernels
+    (TORCH_LIBRARY); their file names are recorded (aotiplug.op_libraries), so that a host
+    that opens the package without them can say which it needs.
 
     swappable_weights: keep every weight a model constant (Inductor's
     always_keep_tensor_constants), so that all of them can be replaced at run time.
@@ -176,6 +181,8 @@ def package_model(
         "aotiplug.outputs": json.dumps(out_specs),
         "aotiplug.constants": json.dumps(_constant_specs(ep)),
     })
+    if op_libraries:
+        metadata["aotiplug.op_libraries"] = json.dumps([os.path.basename(str(p)) for p in op_libraries])
     configs["aot_inductor.metadata"] = metadata
 
     sample = tuple(reference_inputs) if reference_inputs is not None else example_inputs

@@ -65,7 +65,13 @@ AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_path,
     runner_ = createRunner(device_type, so_path, config_.maxNumConcurrentThreads, device_,
                            directory_->path(), config_.runSingleThreaded);
   } catch (const Error& e) {
-    throw Error(e.code(), "package " + package_path + " (model '" + model_->name + "'): " + e.what());
+    std::string message = "package " + package_path + " (model '" + model_->name + "'): " + e.what();
+    // A model whose extern kernels call ops nobody registered: say what the package needs.
+    if (auto named = model_->metadata.find("aotiplug.op_libraries");
+        e.code() == StatusCode::kFailedPrecondition && named != model_->metadata.end()) {
+      message += "; the package says it needs the op libraries " + named->second;
+    }
+    throw Error(e.code(), message);
   }
   // The runner's device, index included ("cuda" resolved to the device it was made for).
   device_ = runner_->info().device.empty() ? device_ : runner_->info().device;

@@ -79,6 +79,9 @@ BOOST_AUTO_TEST_CASE(without_its_op_library_a_model_is_refused_at_open_naming_th
   const auto r = cli({"run", loadFixture("extern_ops").pt2.string(), "-n", "1"});
   BOOST_TEST(r.exit_code == 1, r.err);
   BOOST_TEST(aotiplug_test::contains(r.err, "needs operator aotiplug_test::scale_add"), r.err);
+  // aotiplug's packager records which op libraries a model needs; the error names them.
+  BOOST_TEST(aotiplug_test::contains(r.err, "the package says it needs the op libraries [\"libaotiplug_test_ops.so\"]"),
+             r.err);
 }
 
 BOOST_AUTO_TEST_CASE(a_torchvision_model_is_refused_naming_torchvisions_library,
