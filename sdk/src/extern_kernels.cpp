@@ -136,193 +136,199 @@ ExternKernels::ExternKernels(const std::string& json_path, const std::string& mo
   }
   const json& nodes = doc["nodes"];
   nodes_.reserve(nodes.size());
-  for (std::size_t n = 0; n < nodes.size(); ++n) {
-    const json& entry = nodes[n];
-    const json* node = entry.contains("node") ? &entry["node"] : nullptr;
-    if (node == nullptr || !node->contains("target") || !(*node)["target"].is_string()) {
-      throw Error(StatusCode::kModelError, where + ": node " + std::to_string(n) + " has no target");
-    }
-    const std::string target = (*node)["target"].get<std::string>();
-    const std::string at_node = where + ", node " + std::to_string(n) + " (" + target + ")";
-    if (target == "call_torchbind") {
-      throw Error(StatusCode::kModelError,
-                  at_node + ": calls a TorchBind method, which aotiplug's extern-kernel "
-                            "executor does not handle");
-    }
-    const auto dot = target.find('.');
-    const std::string name = target.substr(0, dot);
-    const std::string overload = dot == std::string::npos ? std::string() : target.substr(dot + 1);
-    auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
-    if (!handle) {
-      throw Error(StatusCode::kFailedPrecondition,
-                  "model " + model_path + " needs operator " + target +
-                      ", which no library loaded in this process registers: " +
-                      providerHint(name) + " before opening the model (aotiplug run --op-library PATH; "
-                      "a host calls aotiplug::loadOpLibrary)");
-    }
-    Node k(target, *handle);
-    const c10::FunctionSchema& schema = k.op.schema();
-    const auto& params = schema.arguments();
-    k.stack.resize(params.size());
-    std::vector<bool> filled(params.size(), false);
-    const json inputs = node->value("inputs", json::array());
-    auto differs = [&](const std::string& what) {
-      return Error(StatusCode::kIncompatible,
-                   at_node + ": " + what + "; the registered schema is " + c10::toString(schema) +
-                       ": the op library loaded differs from the one the model was compiled with");
-    };
-    for (const json& input : inputs) {
-      const std::string arg_name = input.value("name", std::string());
-      std::size_t i = 0;
-      while (i < params.size() && params[i].name() != arg_name) ++i;
-      if (i == params.size()) throw differs("the model passes argument '" + arg_name + "'");
-      filled[i] = true;
-      const json& arg = input.contains("arg") ? input["arg"] : json();
-      const std::string kind = argumentKind(arg);
-      const json& value = arg.is_object() && arg.contains(kind) ? arg[kind] : json();
-      c10::TypePtr type = params[i].type();
-      const bool optional = type->kind() == c10::TypeKind::OptionalType;
-      if (optional) type = type->castRaw<c10::OptionalType>()->getElementType();
-      const std::string described = "argument '" + arg_name + "' (" + kind + " for " +
-                                    params[i].type()->str() + ")";
-      auto unhandled = [&] {
-        return Error(StatusCode::kModelError,
-                     at_node + ": " + described +
-                         " is an argument kind aotiplug's extern-kernel executor does not handle");
-      };
-      auto mismatch = [&] { return differs("the model passes " + described); };
-      if (kind == "as_none") {
-        if (!optional && !params[i].default_value()) throw mismatch();
-        k.stack[i] = c10::IValue();
-        continue;
+  // A value of the wrong JSON type anywhere (a hand-edited or corrupt file) is the
+  // file's fault, said as such, not an exception of the JSON library.
+  try {
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      const json& entry = nodes[n];
+      const json* node = entry.contains("node") ? &entry["node"] : nullptr;
+      if (node == nullptr || !node->contains("target") || !(*node)["target"].is_string()) {
+        throw Error(StatusCode::kModelError, where + ": node " + std::to_string(n) + " has no target");
       }
-      switch (type->kind()) {
-        case c10::TypeKind::TensorType:
-          if (kind != "as_tensor") throw mismatch();
-          k.dynamic.emplace_back(i, Node::Slot::kTensor);
-          k.tensors_in += 1;
-          break;
-        case c10::TypeKind::IntType:
-        case c10::TypeKind::SymIntType:
-          if (kind != "as_int" && kind != "as_sym_int") throw mismatch();
-          k.dynamic.emplace_back(i, Node::Slot::kInt);
-          k.ints_in += 1;
-          break;
-        case c10::TypeKind::FloatType:
-          if (kind == "as_float") k.stack[i] = value.get<double>();
-          else if (kind == "as_int") k.stack[i] = static_cast<double>(value.get<int64_t>());
-          else throw mismatch();
-          break;
-        case c10::TypeKind::BoolType:
-          if (kind != "as_bool") throw mismatch();
-          k.stack[i] = value.get<bool>();
-          break;
-        case c10::TypeKind::StringType:
-          if (kind != "as_string") throw mismatch();
-          k.stack[i] = value.get<std::string>();
-          break;
-        case c10::TypeKind::NumberType:  // Scalar
-          if (kind == "as_int") {
+      const std::string target = (*node)["target"].get<std::string>();
+      const std::string at_node = where + ", node " + std::to_string(n) + " (" + target + ")";
+      if (target == "call_torchbind") {
+        throw Error(StatusCode::kModelError,
+                    at_node + ": calls a TorchBind method, which aotiplug's extern-kernel "
+                              "executor does not handle");
+      }
+      const auto dot = target.find('.');
+      const std::string name = target.substr(0, dot);
+      const std::string overload = dot == std::string::npos ? std::string() : target.substr(dot + 1);
+      auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
+      if (!handle) {
+        throw Error(StatusCode::kFailedPrecondition,
+                    "model " + model_path + " needs operator " + target +
+                        ", which no library loaded in this process registers: " +
+                        providerHint(name) + " before opening the model (aotiplug run --op-library PATH; "
+                        "a host calls aotiplug::loadOpLibrary)");
+      }
+      Node k(target, *handle);
+      const c10::FunctionSchema& schema = k.op.schema();
+      const auto& params = schema.arguments();
+      k.stack.resize(params.size());
+      std::vector<bool> filled(params.size(), false);
+      const json inputs = node->value("inputs", json::array());
+      auto differs = [&](const std::string& what) {
+        return Error(StatusCode::kIncompatible,
+                     at_node + ": " + what + "; the registered schema is " + c10::toString(schema) +
+                         ": the op library loaded differs from the one the model was compiled with");
+      };
+      for (const json& input : inputs) {
+        const std::string arg_name = input.value("name", std::string());
+        std::size_t i = 0;
+        while (i < params.size() && params[i].name() != arg_name) ++i;
+        if (i == params.size()) throw differs("the model passes argument '" + arg_name + "'");
+        filled[i] = true;
+        const json& arg = input.contains("arg") ? input["arg"] : json();
+        const std::string kind = argumentKind(arg);
+        const json& value = arg.is_object() && arg.contains(kind) ? arg[kind] : json();
+        c10::TypePtr type = params[i].type();
+        const bool optional = type->kind() == c10::TypeKind::OptionalType;
+        if (optional) type = type->castRaw<c10::OptionalType>()->getElementType();
+        const std::string described = "argument '" + arg_name + "' (" + kind + " for " +
+                                      params[i].type()->str() + ")";
+        auto unhandled = [&] {
+          return Error(StatusCode::kModelError,
+                       at_node + ": " + described +
+                           " is an argument kind aotiplug's extern-kernel executor does not handle");
+        };
+        auto mismatch = [&] { return differs("the model passes " + described); };
+        if (kind == "as_none") {
+          if (!optional && !params[i].default_value()) throw mismatch();
+          k.stack[i] = c10::IValue();
+          continue;
+        }
+        switch (type->kind()) {
+          case c10::TypeKind::TensorType:
+            if (kind != "as_tensor") throw mismatch();
+            k.dynamic.emplace_back(i, Node::Slot::kTensor);
+            k.tensors_in += 1;
+            break;
+          case c10::TypeKind::IntType:
+          case c10::TypeKind::SymIntType:
+            if (kind != "as_int" && kind != "as_sym_int") throw mismatch();
             k.dynamic.emplace_back(i, Node::Slot::kInt);
             k.ints_in += 1;
-          } else if (kind == "as_float") {
-            k.stack[i] = value.get<double>();
-          } else {
-            throw unhandled();  // a bool Scalar: 2.11's code generator gives it an int slot
-          }
-          break;
-        case c10::TypeKind::ScalarTypeType: {
-          const auto v = kind == "as_scalar_type" ? scalarTypeFromSerde(value.get<int64_t>()) : std::nullopt;
-          if (!v) throw mismatch();
-          k.stack[i] = *v;
-          break;
-        }
-        case c10::TypeKind::LayoutType: {
-          const auto v = kind == "as_layout" ? layoutFromSerde(value.get<int64_t>()) : std::nullopt;
-          if (!v) throw mismatch();
-          k.stack[i] = *v;
-          break;
-        }
-        case c10::TypeKind::MemoryFormatType: {
-          const auto v = kind == "as_memory_format" ? memoryFormatFromSerde(value.get<int64_t>()) : std::nullopt;
-          if (!v) throw mismatch();
-          k.stack[i] = *v;
-          break;
-        }
-        case c10::TypeKind::DeviceObjType:
-          if (kind != "as_device") throw mismatch();
-          k.stack[i] = device;  // the model's device, as the package's runners do
-          break;
-        case c10::TypeKind::ListType: {
-          const c10::TypePtr element = type->castRaw<c10::ListType>()->getElementType();
-          const auto ek = element->kind();
-          if (ek == c10::TypeKind::TensorType && kind == "as_tensors") {
-            k.dynamic.emplace_back(i, Node::Slot::kTensorList, value.size());
-            k.tensors_in += static_cast<int>(value.size());
-          } else if (ek == c10::TypeKind::OptionalType && kind == "as_optional_tensors") {
-            Node::Dynamic d(i, Node::Slot::kOptionalTensorList, value.size());
-            for (const json& e : value) {
-              const bool is_tensor = e.contains("as_tensor");
-              d.present.push_back(is_tensor);
-              k.tensors_in += is_tensor ? 1 : 0;
+            break;
+          case c10::TypeKind::FloatType:
+            if (kind == "as_float") k.stack[i] = value.get<double>();
+            else if (kind == "as_int") k.stack[i] = static_cast<double>(value.get<int64_t>());
+            else throw mismatch();
+            break;
+          case c10::TypeKind::BoolType:
+            if (kind != "as_bool") throw mismatch();
+            k.stack[i] = value.get<bool>();
+            break;
+          case c10::TypeKind::StringType:
+            if (kind != "as_string") throw mismatch();
+            k.stack[i] = value.get<std::string>();
+            break;
+          case c10::TypeKind::NumberType:  // Scalar
+            if (kind == "as_int") {
+              k.dynamic.emplace_back(i, Node::Slot::kInt);
+              k.ints_in += 1;
+            } else if (kind == "as_float") {
+              k.stack[i] = value.get<double>();
+            } else {
+              throw unhandled();  // a bool Scalar: 2.11's code generator gives it an int slot
             }
-            k.dynamic.push_back(std::move(d));
-          } else if ((ek == c10::TypeKind::IntType || ek == c10::TypeKind::SymIntType) &&
-                     (kind == "as_ints" || kind == "as_sym_ints")) {
-            k.dynamic.emplace_back(i, Node::Slot::kIntList, value.size());
-            k.ints_in += static_cast<int>(value.size());
-          } else if (ek == c10::TypeKind::FloatType && kind == "as_floats") {
-            k.stack[i] = value.get<std::vector<double>>();
-          } else if (ek == c10::TypeKind::BoolType && kind == "as_bools") {
-            c10::List<bool> list;
-            for (const json& e : value) list.push_back(e.get<bool>());
-            k.stack[i] = std::move(list);
-          } else if (ek == c10::TypeKind::StringType && kind == "as_strings") {
-            k.stack[i] = value.get<std::vector<std::string>>();
-          } else {
-            throw unhandled();
+            break;
+          case c10::TypeKind::ScalarTypeType: {
+            const auto v = kind == "as_scalar_type" ? scalarTypeFromSerde(value.get<int64_t>()) : std::nullopt;
+            if (!v) throw mismatch();
+            k.stack[i] = *v;
+            break;
           }
-          break;
+          case c10::TypeKind::LayoutType: {
+            const auto v = kind == "as_layout" ? layoutFromSerde(value.get<int64_t>()) : std::nullopt;
+            if (!v) throw mismatch();
+            k.stack[i] = *v;
+            break;
+          }
+          case c10::TypeKind::MemoryFormatType: {
+            const auto v = kind == "as_memory_format" ? memoryFormatFromSerde(value.get<int64_t>()) : std::nullopt;
+            if (!v) throw mismatch();
+            k.stack[i] = *v;
+            break;
+          }
+          case c10::TypeKind::DeviceObjType:
+            if (kind != "as_device") throw mismatch();
+            k.stack[i] = device;  // the model's device, as the package's runners do
+            break;
+          case c10::TypeKind::ListType: {
+            const c10::TypePtr element = type->castRaw<c10::ListType>()->getElementType();
+            const auto ek = element->kind();
+            if (ek == c10::TypeKind::TensorType && kind == "as_tensors") {
+              k.dynamic.emplace_back(i, Node::Slot::kTensorList, value.size());
+              k.tensors_in += static_cast<int>(value.size());
+            } else if (ek == c10::TypeKind::OptionalType && kind == "as_optional_tensors") {
+              Node::Dynamic d(i, Node::Slot::kOptionalTensorList, value.size());
+              for (const json& e : value) {
+                const bool is_tensor = e.contains("as_tensor");
+                d.present.push_back(is_tensor);
+                k.tensors_in += is_tensor ? 1 : 0;
+              }
+              k.dynamic.push_back(std::move(d));
+            } else if ((ek == c10::TypeKind::IntType || ek == c10::TypeKind::SymIntType) &&
+                       (kind == "as_ints" || kind == "as_sym_ints")) {
+              k.dynamic.emplace_back(i, Node::Slot::kIntList, value.size());
+              k.ints_in += static_cast<int>(value.size());
+            } else if (ek == c10::TypeKind::FloatType && kind == "as_floats") {
+              k.stack[i] = value.get<std::vector<double>>();
+            } else if (ek == c10::TypeKind::BoolType && kind == "as_bools") {
+              c10::List<bool> list;
+              for (const json& e : value) list.push_back(e.get<bool>());
+              k.stack[i] = std::move(list);
+            } else if (ek == c10::TypeKind::StringType && kind == "as_strings") {
+              k.stack[i] = value.get<std::vector<std::string>>();
+            } else {
+              throw unhandled();
+            }
+            break;
+          }
+          default:
+            throw unhandled();
         }
-        default:
-          throw unhandled();
       }
-    }
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      if (filled[i]) continue;
-      if (!params[i].default_value()) {
-        throw differs("the model does not pass argument '" + params[i].name() +
-                      "', which has no default");
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        if (filled[i]) continue;
+        if (!params[i].default_value()) {
+          throw differs("the model does not pass argument '" + params[i].name() +
+                        "', which has no default");
+        }
+        k.stack[i] = *params[i].default_value();
       }
-      k.stack[i] = *params[i].default_value();
-    }
-    const json outputs = node->value("outputs", json::array());
-    const auto& returns = schema.returns();
-    if (outputs.size() != returns.size()) {
-      throw differs("the model expects " + std::to_string(outputs.size()) + " output(s), the op returns " +
-                    std::to_string(returns.size()));
-    }
-    for (std::size_t r = 0; r < outputs.size(); ++r) {
-      const std::string kind = argumentKind(outputs[r]);
-      const json& value = outputs[r].contains(kind) ? outputs[r][kind] : json();
-      if (kind == "as_tensor") {
-        k.outputs.emplace_back(Node::Out::kTensor);
-        k.tensors_out += 1;
-      } else if (kind == "as_tensors") {
-        k.outputs.emplace_back(Node::Out::kTensorList, value.size());
-        k.tensors_out += static_cast<int>(value.size());
-      } else if (kind == "as_int") {
-        k.outputs.emplace_back(Node::Out::kInt, 1, value.get<int64_t>());
-        k.ints_out += 1;
-      } else if (kind == "as_none") {
-        k.outputs.emplace_back(Node::Out::kNone, 0);
-      } else {
-        throw Error(StatusCode::kModelError,
-                    at_node + ": output " + std::to_string(r) + " is " + kind +
-                        ", an output kind aotiplug's extern-kernel executor does not handle");
+      const json outputs = node->value("outputs", json::array());
+      const auto& returns = schema.returns();
+      if (outputs.size() != returns.size()) {
+        throw differs("the model expects " + std::to_string(outputs.size()) + " output(s), the op returns " +
+                      std::to_string(returns.size()));
       }
+      for (std::size_t r = 0; r < outputs.size(); ++r) {
+        const std::string kind = argumentKind(outputs[r]);
+        const json& value = outputs[r].contains(kind) ? outputs[r][kind] : json();
+        if (kind == "as_tensor") {
+          k.outputs.emplace_back(Node::Out::kTensor);
+          k.tensors_out += 1;
+        } else if (kind == "as_tensors") {
+          k.outputs.emplace_back(Node::Out::kTensorList, value.size());
+          k.tensors_out += static_cast<int>(value.size());
+        } else if (kind == "as_int") {
+          k.outputs.emplace_back(Node::Out::kInt, 1, value.get<int64_t>());
+          k.ints_out += 1;
+        } else if (kind == "as_none") {
+          k.outputs.emplace_back(Node::Out::kNone, 0);
+        } else {
+          throw Error(StatusCode::kModelError,
+                      at_node + ": output " + std::to_string(r) + " is " + kind +
+                          ", an output kind aotiplug's extern-kernel executor does not handle");
+        }
+      }
+      nodes_.push_back(std::move(k));
     }
-    nodes_.push_back(std::move(k));
+  } catch (const json::exception& e) {
+    throw Error(StatusCode::kModelError, where + ": malformed extern-kernel file: " + e.what());
   }
 }
 

@@ -212,6 +212,8 @@ BOOST_AUTO_TEST_CASE(a_schema_that_differs_or_an_unhandled_kind_is_refused_at_lo
   refused([](nlohmann::json& d) { d["nodes"][0]["node"]["inputs"].erase(1); },
           StatusCode::kIncompatible, {"does not pass argument 'y', which has no default"});
   refused([](nlohmann::json& d) { d = {{"something", 1}}; }, StatusCode::kModelError, {"has no \"nodes\" list"});
+  refused([](nlohmann::json& d) { d["nodes"][0]["node"]["inputs"][2]["arg"]["as_float"] = "half"; },
+          StatusCode::kModelError, {"malformed extern-kernel file"});
 }
 
 BOOST_AUTO_TEST_CASE(aotiplug_run_with_op_library_matches_eager) {
