@@ -94,10 +94,9 @@ struct ExternKernels::Node {
   };
   enum class Out { kTensor, kTensorList, kInt, kNone };
   struct Output {
-    Output(Out k, std::size_t n = 1, int64_t v = 0) : kind(k), length(n), value(v) {}
+    Output(Out k, std::size_t n = 1) : kind(k), length(n) {}
     Out kind;
     std::size_t length;
-    int64_t value;  // kInt: the value the model was compiled with
   };
 
   std::string target;
@@ -315,7 +314,7 @@ ExternKernels::ExternKernels(const std::string& json_path, const std::string& mo
           k.outputs.emplace_back(Node::Out::kTensorList, value.size());
           k.tensors_out += static_cast<int>(value.size());
         } else if (kind == "as_int") {
-          k.outputs.emplace_back(Node::Out::kInt, 1, value.get<int64_t>());
+          k.outputs.emplace_back(Node::Out::kInt);  // its int slot holds the compiled value
           k.ints_out += 1;
         } else if (kind == "as_none") {
           k.outputs.emplace_back(Node::Out::kNone, 0);
@@ -356,7 +355,14 @@ std::string ExternKernels::takeError() noexcept {
 
 void ExternKernels::call_function(int extern_node_index, int num_ints, int64_t* ints,
                                   int num_tensors, AtenTensorHandle* tensors) {
-  std::string where = "extern kernel " + std::to_string(extern_node_index);
+  // Named only on failure: nothing is formatted on the run path.
+  auto where = [&] {
+    std::string text = "extern kernel " + std::to_string(extern_node_index);
+    if (extern_node_index >= 0 && static_cast<std::size_t>(extern_node_index) < nodes_.size()) {
+      text += " (" + nodes_[static_cast<std::size_t>(extern_node_index)].target + ")";
+    }
+    return text + " of model " + model_path_ + " failed";
+  };
   try {
     if (extern_node_index < 0 || static_cast<std::size_t>(extern_node_index) >= nodes_.size()) {
       throw Error(StatusCode::kModelError,
@@ -364,7 +370,6 @@ void ExternKernels::call_function(int extern_node_index, int num_ints, int64_t* 
                       std::to_string(nodes_.size()) + " node(s)");
     }
     const Node& n = nodes_[static_cast<std::size_t>(extern_node_index)];
-    where += " (" + n.target + ")";
     if (num_ints != n.ints_in + n.ints_out || num_tensors != n.tensors_in + n.tensors_out) {
       throw Error(StatusCode::kModelError,
                   "called with " + std::to_string(num_ints) + " int(s) and " +
@@ -427,10 +432,10 @@ void ExternKernels::call_function(int extern_node_index, int num_ints, int64_t* 
         }
         case Node::Out::kInt: {
           const int64_t got = stack[r].toInt();
-          if (got != o.value || got != ints[ip]) {
+          if (got != ints[ip]) {
             throw Error(StatusCode::kModelError,
                         "output " + std::to_string(r) + " is " + std::to_string(got) +
-                            ", the model was compiled for " + std::to_string(o.value));
+                            ", the model was compiled for " + std::to_string(ints[ip]));
           }
           ++ip;
           break;
@@ -442,13 +447,13 @@ void ExternKernels::call_function(int extern_node_index, int num_ints, int64_t* 
   } catch (const std::exception& e) {
     if (t_error.owner != this) {
       t_error.owner = this;
-      t_error.message = where + " of model " + model_path_ + " failed: " + e.what();
+      t_error.message = where() + ": " + e.what();
     }
     throw;  // the shim turns it into an error code
   } catch (...) {
     if (t_error.owner != this) {
       t_error.owner = this;
-      t_error.message = where + " of model " + model_path_ + " failed";
+      t_error.message = where();
     }
     throw;
   }

@@ -161,11 +161,15 @@ BOOST_AUTO_TEST_CASE(runs_from_several_threads_at_once_during_swaps) {
       }
     });
   }
+  // Each swap waits for runs to go on first, so the runs really interleave with the swaps.
   for (int swap = 0; swap < 6; ++swap) {
+    const int before = runs.load();
+    while (runs.load() < before + 4) std::this_thread::yield();
     exec.processWeights(std::make_shared<aotiplug::Weights>(swap % 2 == 0 ? f.weights_b : f.weights_a));
     exec.commitWeights();
   }
-  while (runs.load() < 40) std::this_thread::yield();
+  const int after_swaps = runs.load();
+  while (runs.load() < after_swaps + 4) std::this_thread::yield();
   stop = true;
   for (auto& t : threads) t.join();
   BOOST_TEST(wrong.load() == 0, wrong.load() << " of " << runs.load() << " runs matched neither weight set");

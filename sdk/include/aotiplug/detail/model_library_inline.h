@@ -200,18 +200,20 @@ inline ModelLibrary::~ModelLibrary() {
   // library_ closes the library after this, exactly once.
 }
 
+namespace detail {
+// "Run" -> "AOTInductorModelContainerRun"; names that already are full stay.
+inline std::string abiFunctionName(const char* function) {
+  return std::string(function).rfind("AOTInductor", 0) == 0
+             ? std::string(function)
+             : std::string("AOTInductorModelContainer") + function;
+}
+}  // namespace detail
+
 inline void ModelLibrary::fail(const char* function, LibraryMessages& messages) const {
-  const std::string name = std::string(function).rfind("AOTInductor", 0) == 0
-                               ? std::string(function)
-                               : std::string("AOTInductorModelContainer") + function;
-  std::string message = name + " failed for model " + path_;
+  throwIfExternKernelFailed(function);  // the kernel's error is the reason, when there is one
+  std::string message = detail::abiFunctionName(function) + " failed for model " + path_;
   const char* text = nullptr;
   std::string reason = messages.takeReason();
-  if (extern_kernels_) {
-    if (std::string kernel = extern_kernels_->takeError(); !kernel.empty()) {
-      throw Error(StatusCode::kModelError, message + ": " + kernel);
-    }
-  }
   if (fns_.get_last_error != nullptr && fns_.get_last_error(&text) == AOTI_RUNTIME_SUCCESS &&
       text != nullptr && *text != '\0') {
     reason = text;
@@ -243,8 +245,7 @@ inline void ModelLibrary::throwIfExternKernelFailed(const char* function) const 
   std::string error = extern_kernels_->takeError();
   if (error.empty()) return;
   throw Error(StatusCode::kModelError,
-              std::string("AOTInductorModelContainer") + function + " failed for model " + path_ +
-                  ": " + error);
+              detail::abiFunctionName(function) + " failed for model " + path_ + ": " + error);
 }
 
 inline std::unordered_map<std::string, std::string> ModelLibrary::readMetadata(
