@@ -63,6 +63,7 @@ void removeExtractionsOnSignals();
 int runPluginsCommand(int argc, char** argv);
 int runRunCommand(int argc, char** argv);
 int runPluginCheckCommand(int argc, char** argv);
+int runInspectCommand(int argc, char** argv);
 
 // Compiles the bundled demo model (models/demo.py) into cache_dir unless it is already
 // there; returns the .pt2 path. Shows progress on standard error.

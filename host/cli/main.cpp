@@ -23,6 +23,8 @@ constexpr const char* kUsage =
     "  plugins              list the plugins of a plugin directory and why any was rejected\n"
     "  run [MODEL.pt2]      run a package (default: the bundled demo model), compare it with\n"
     "                       PyTorch eager and time it\n"
+    "  inspect MODEL.pt2    what a package holds (models, devices, inputs and outputs, constants,\n"
+    "                       weights, extern kernels) and whether this host can run it\n"
     "  plugin check LIB.so  inspect one plugin without trusting it: manifest, compatibility,\n"
     "                       registrations, runner creation, unloading (in a child process)\n"
     "\n"
@@ -32,7 +34,8 @@ constexpr const char* kUsage =
     "  0  success\n"
     "  1  the work failed (bad package, plugin or model error, I/O error)\n"
     "  2  bad command line\n"
-    "  3  a check failed (outputs differ from eager, a plugin was rejected or failed its check)\n";
+    "  3  a check failed (outputs differ from eager, a plugin was rejected or failed its check,\n"
+    "     a package cannot run on this host)\n";
 
 }  // namespace
 
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "plugins") return runPluginsCommand(argc - 1, argv + 1);
     if (command == "run") return runRunCommand(argc - 1, argv + 1);
+    if (command == "inspect") return runInspectCommand(argc - 1, argv + 1);
     if (command == "plugin") {
       // "__probe" is the child side of "check" (cmd_plugin_check.cpp), not for users.
       if (argc >= 3 && (std::strcmp(argv[2], "check") == 0 || std::strcmp(argv[2], "__probe") == 0)) {

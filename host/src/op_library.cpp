@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include <aotiplug/host/op_library.h>
 
+#include <aotiplug/detail/op_library_loader.h>
 #include <aotiplug/error.h>
 #include <aotiplug/host/manifest_reader.h>
 #include <aotiplug/host/path_trust.h>
@@ -27,6 +28,15 @@ std::vector<std::string>& opLibraries() {
   static std::vector<std::string>* v = new std::vector<std::string>();  // never unloaded
   return *v;
 }
+
+// What executors load ExecutorConfig::opLibraries with (detail/op_library_loader.h),
+// installed while this library is loaded. Only stores a pointer: cannot throw.
+void loadForExecutors(const std::string& path, bool require_trusted_paths) {
+  OpLibraryOptions options;
+  options.require_trusted_paths = require_trusted_paths;
+  loadOpLibrary(path, options);
+}
+[[maybe_unused]] const bool kLoaderInstalled = (detail::setOpLibraryLoader(&loadForExecutors), true);
 }  // namespace
 
 void loadOpLibrary(const std::string& path, const OpLibraryOptions& options) {

@@ -180,6 +180,7 @@ def package_model(
         "aotiplug.inputs": json.dumps(in_specs),
         "aotiplug.outputs": json.dumps(out_specs),
         "aotiplug.constants": json.dumps(_constant_specs(ep)),
+        "aotiplug.torch_version": torch.__version__,
     })
     if op_libraries:
         metadata["aotiplug.op_libraries"] = json.dumps([os.path.basename(str(p)) for p in op_libraries])

@@ -2,6 +2,7 @@
 // AOTIDelegateExecutor (aoti_delegate_executor.h), compiled once into libaotiplug.
 
 #include <aotiplug/executor/aoti_delegate_executor.h>
+#include <aotiplug/detail/op_library_loader.h>
 #include <aotiplug/runner/device.h>
 
 #include <aotiplug/executor/tensor_spec.h>
@@ -48,6 +49,28 @@ AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_path,
                     device_ + "', but no loaded plugin serves device type '" +
                     c10::DeviceTypeName(device_type, true) + "' (registered: " +
                     (registered.empty() ? std::string("none") : registered) + ")");
+  }
+
+  if (!config_.opLibraries.empty()) {
+    const detail::OpLibraryLoader load = detail::opLibraryLoader();
+    if (load == nullptr) {
+      throw Error(StatusCode::kFailedPrecondition,
+                  "package " + package_path + ": ExecutorConfig::opLibraries names " +
+                      std::to_string(config_.opLibraries.size()) + " op librar" +
+                      (config_.opLibraries.size() == 1 ? "y" : "ies") + " (first: " +
+                      config_.opLibraries.front() +
+                      "), but nothing in this process loads them: op libraries are loaded with "
+                      "the plugin loader's trust checks, by the host library — link "
+                      "libaotiplug_host (pkg-config aotiplug-host)");
+    }
+    for (const std::string& library : config_.opLibraries) {
+      try {
+        load(library, config_.requireTrustedOpLibraries);
+      } catch (const Error& e) {
+        throw Error(e.code(), "package " + package_path + " (model '" + model_->name +
+                                  "'): ExecutorConfig::opLibraries: " + e.what());
+      }
+    }
   }
 
   // Once per process and place: what hosts that died left behind there.

@@ -160,7 +160,7 @@ ExternKernels::ExternKernels(const std::string& json_path, const std::string& mo
                     "model " + model_path + " needs operator " + target +
                         ", which no library loaded in this process registers: " +
                         providerHint(name) + " before opening the model (aotiplug run --op-library PATH; "
-                        "a host calls aotiplug::loadOpLibrary)");
+                        "a host names it in ExecutorConfig::opLibraries or calls aotiplug::loadOpLibrary)");
       }
       Node k(target, *handle);
       const c10::FunctionSchema& schema = k.op.schema();

@@ -5,6 +5,7 @@
 // identity must be shared by the host and every plugin (aotiplug::Error).
 
 #include <aotiplug/detail/crc32.h>
+#include <aotiplug/detail/op_library_loader.h>
 #include <aotiplug/error.h>
 #include <aotiplug/plugin/registration_log.h>
 #include <aotiplug/registry/plugin_abi.h>
@@ -22,6 +23,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstring>
 #include <iostream>
@@ -278,5 +280,17 @@ std::unique_ptr<ModelContainerRunner> createRunner(const std::string& model_so_p
   return createRunner(parseDevice(device_str).type(), model_so_path, num_models, device_str,
                       cubin_dir, run_single_threaded);
 }
+
+namespace detail {
+namespace {
+std::atomic<OpLibraryLoader>& opLibraryLoaderSlot() noexcept {
+  static std::atomic<OpLibraryLoader> slot{nullptr};
+  return slot;
+}
+}  // namespace
+
+void setOpLibraryLoader(OpLibraryLoader loader) noexcept { opLibraryLoaderSlot().store(loader); }
+OpLibraryLoader opLibraryLoader() noexcept { return opLibraryLoaderSlot().load(); }
+}  // namespace detail
 
 }  // namespace aotiplug

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/headeronly/version.h>
 
 namespace {
 
@@ -465,4 +466,85 @@ BOOST_AUTO_TEST_CASE(a_device_the_host_cannot_move_tensors_to_is_a_clear_error) 
   BOOST_TEST(contains(r.err, "privateuseone:0"), r.err);
   BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, "one line: " << r.err);
   BOOST_TEST(!contains(r.err, "frame #"), r.err);
+}
+
+// aotiplug inspect: what a package holds, from aotiplug's packager and from plain
+// aoti_compile_and_package, and whether this host can run it.
+BOOST_AUTO_TEST_CASE(inspect_shows_inputs_constants_weights_and_who_would_serve_each_package) {
+  struct Case {
+    const char* fixture;
+    const char* weights;  // where inspect must say they are
+  };
+  for (const Case& c : {Case{"mlp", "model library"}, Case{"weights_blob", "weights blob"},
+                        Case{"weights_on_disk", "data/weights/"}, Case{"weights_outside", "none"},
+                        Case{"plain_conv_dynamic", "model library"}, Case{"plain_bf16", "weights blob"}}) {
+    BOOST_TEST_CONTEXT(c.fixture) {
+      const aotiplug_test::Fixture f = aotiplug_test::loadFixture(c.fixture);
+      const CommandResult r = runCli({"inspect", f.pt2.string(), "--plugins", pluginDir(), "--json"});
+      BOOST_TEST(r.exit_code == 0, r.err);
+      const auto j = parseJson(r);
+      BOOST_REQUIRE(j["models"].size() == 1u);
+      const auto& m = j["models"][0];
+      BOOST_TEST(m["name"] == "model");
+      BOOST_TEST(m["device"] == "cpu");
+      BOOST_TEST(!m["cpu_isa"].is_null());
+      BOOST_TEST(m["weights"]["where"].get<std::string>().rfind(c.weights, 0) == 0, m["weights"].dump());
+      BOOST_TEST(m["runs_here"]["ok"] == true, m["runs_here"].dump());
+      BOOST_TEST(m["runs_here"]["plugin"] == "cpu");
+      BOOST_TEST(m["constants"]["source"] == "model library");
+      BOOST_TEST(m["constants"]["count"].get<std::size_t>() > 0u);
+      BOOST_TEST(m["constants"]["bytes"].get<std::uint64_t>() > 0u);
+      BOOST_TEST(m["inputs"].size() == f.inputs.size());
+      for (std::size_t i = 0; i < f.inputs.size(); ++i) {
+        const auto shape = m["inputs"][i]["shape"].get<std::vector<std::int64_t>>();
+        BOOST_REQUIRE(shape.size() == static_cast<std::size_t>(f.inputs[i].dim()));
+        for (std::size_t d = 0; d < shape.size(); ++d) {
+          BOOST_TEST((shape[d] == -1 || shape[d] == f.inputs[i].size(static_cast<std::int64_t>(d))));
+        }
+      }
+      if (f.plain) {
+        BOOST_TEST(m["inputs_source"].get<std::string>().rfind("wrapper source", 0) == 0);
+        BOOST_TEST(m["torch_version"].is_null());  // plain packages do not record it
+        BOOST_TEST(m["outputs_source"] == "model library (names only)");
+      } else {
+        BOOST_TEST(m["inputs_source"] == "aotiplug metadata");
+        BOOST_TEST(m["torch_version"].get<std::string>().rfind(TORCH_VERSION, 0) == 0, m["torch_version"].dump());
+        BOOST_TEST(m["outputs"].size() == f.outputs.size());
+      }
+    }
+  }
+  // A dynamic dimension shows its range; text output says who serves it.
+  const auto dynamic = aotiplug_test::loadFixture("plain_conv_dynamic");
+  const CommandResult text = runCli({"inspect", dynamic.pt2.string(), "--plugins", pluginDir()});
+  BOOST_TEST(text.exit_code == 0, text.err);
+  BOOST_TEST(contains(text.out, "[-1 ("), text.out);
+  BOOST_TEST(contains(text.out, "runs here      yes, on cpu, served by plugin 'cpu'"), text.out);
+  BOOST_TEST(contains(text.out, "torch version not recorded"), text.out);
+}
+
+BOOST_AUTO_TEST_CASE(inspect_says_why_a_package_cannot_run_here_and_reads_without_opening) {
+  const auto f = aotiplug_test::loadFixture("mlp");
+  aotiplug_test::TempDir empty;
+  const CommandResult none = runCli({"inspect", f.pt2.string(), "--plugins", empty.str(), "--json"});
+  BOOST_TEST(none.exit_code == 3, none.err);
+  const auto j = parseJson(none);
+  BOOST_TEST(j["models"][0]["runs_here"]["ok"] == false);
+  BOOST_TEST(contains(j["models"][0]["runs_here"]["error"].get<std::string>(),
+                      "no loaded plugin serves device type 'cpu'"), j.dump());
+  BOOST_TEST(j["models"][0]["inputs"].size() == f.inputs.size());  // the package is still described
+
+  const CommandResult closed = runCli({"inspect", f.pt2.string(), "--plugins", empty.str(), "--no-open", "--json"});
+  BOOST_TEST(closed.exit_code == 0, closed.err);
+  const auto c = parseJson(closed);
+  BOOST_TEST(!c["models"][0].contains("runs_here"));
+  BOOST_TEST(c["models"][0]["constants"]["source"] == "aotiplug metadata");
+
+  const CommandResult missing = runCli({"inspect", "/nonexistent/model.pt2"});
+  BOOST_TEST(missing.exit_code == 1);
+  BOOST_TEST(contains(missing.err, "package /nonexistent/model.pt2: no such file"), missing.err);
+  BOOST_TEST(runCli({"inspect"}).exit_code == 2);
+  const CommandResult other = runCli({"inspect", f.pt2.string(), "--model", "nope", "--no-open"});
+  BOOST_TEST(other.exit_code == 1);
+  BOOST_TEST(contains(other.err, "nope"), other.err);
+  BOOST_TEST(contains(runCli({"inspect", "--help"}).out, "Exit codes"));
 }

@@ -10,6 +10,7 @@
 #include "../common/build_plugins.h"
 #include "../common/fixtures.h"
 
+#include <aotiplug/detail/op_library_loader.h>
 #include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/op_library.h>
 #include <aotiplug/runner/extern_kernels.h>
@@ -82,6 +83,27 @@ BOOST_AUTO_TEST_CASE(without_its_op_library_a_model_is_refused_at_open_naming_th
   // aotiplug's packager records which op libraries a model needs; the error names them.
   BOOST_TEST(aotiplug_test::contains(r.err, "the package says it needs the op libraries [\"libaotiplug_test_ops.so\"]"),
              r.err);
+
+  // aotiplug inspect lists the operators, whether each is registered, and the op libraries
+  // the package names; it cannot run without them (exit 3), and can with --op-library.
+  const auto inspect = cli({"inspect", loadFixture("extern_ops").pt2.string(), "--json"});
+  BOOST_TEST(inspect.exit_code == 3, inspect.err);
+  const auto j = nlohmann::json::parse(inspect.out, nullptr, false);
+  BOOST_TEST_REQUIRE(!j.is_discarded(), inspect.out);
+  const auto& m = j.at("models").at(0);
+  BOOST_TEST(m.at("op_libraries") == nlohmann::json::array({"libaotiplug_test_ops.so"}));
+  BOOST_TEST_REQUIRE(m.at("extern_kernels").size() == 4u, m.dump());
+  BOOST_TEST(m.at("extern_kernels").at(0).at("operator") == "aotiplug_test::scale_add");
+  BOOST_TEST(m.at("extern_kernels").at(0).at("registered") == false);
+  BOOST_TEST(aotiplug_test::contains(m.at("runs_here").at("error").get<std::string>(),
+                                     "needs operator aotiplug_test::scale_add"));
+  const auto with = cli({"inspect", loadFixture("plain_extern_ops").pt2.string(), "--json", "--op-library",
+                         opLibrary().string()});
+  BOOST_TEST(with.exit_code == 0, with.err);
+  const auto k = nlohmann::json::parse(with.out, nullptr, false);
+  BOOST_TEST_REQUIRE(!k.is_discarded(), with.out);
+  BOOST_TEST(k.at("models").at(0).at("extern_kernels").at(3).at("registered") == true);
+  BOOST_TEST(k.at("models").at(0).at("runs_here").at("ok") == true);
 }
 
 BOOST_AUTO_TEST_CASE(a_torchvision_model_is_refused_naming_torchvisions_library,
@@ -108,6 +130,46 @@ BOOST_AUTO_TEST_CASE(an_op_library_that_is_missing_or_others_could_write_is_refu
   expectError([&] { aotiplug::loadOpLibrary(not_elf.string()); }, StatusCode::kInvalidArgument,
               {"op library " + not_elf.string() + " was not loaded"});
   BOOST_TEST(aotiplug::loadedOpLibraries().empty());
+}
+
+// A host names the op libraries in the executor's config: loaded with the same checks,
+// before the model is opened, and an error names the package, the setting and the file.
+BOOST_AUTO_TEST_CASE(the_executor_config_loads_op_libraries_with_the_trust_checks) {
+  const auto f = loadFixture("extern_ops");
+  ExecutorConfig config = quiet();
+  config.opLibraries = {"/nonexistent/libops.so"};
+  expectError([&] { AOTIDelegateExecutor exec(f.pt2.string(), nullptr, config); }, StatusCode::kNotFound,
+              {"package " + f.pt2.string(), "ExecutorConfig::opLibraries",
+               "op library /nonexistent/libops.so does not exist"});
+
+  aotiplug_test::TempDir dir;
+  const fs::path open_dir = dir.path() / "open";
+  fs::create_directory(open_dir);
+  ::chmod(open_dir.c_str(), 0777);
+  fs::copy_file(opLibrary(), open_dir / "libops.so");
+  config.opLibraries = {(open_dir / "libops.so").string()};
+  expectError([&] { AOTIDelegateExecutor exec(f.pt2.string(), nullptr, config); },
+              StatusCode::kFailedPrecondition,
+              {"ExecutorConfig::opLibraries", (open_dir / "libops.so").string() + " was not loaded",
+               open_dir.string()});
+  BOOST_TEST(aotiplug::loadedOpLibraries().empty());
+
+  // Without the host library's loader (a host linking libaotiplug alone): said so.
+  const aotiplug::detail::OpLibraryLoader installed = aotiplug::detail::opLibraryLoader();
+  BOOST_TEST_REQUIRE(installed != nullptr);
+  aotiplug::detail::setOpLibraryLoader(nullptr);
+  config.opLibraries = {opLibrary().string()};
+  expectError([&] { AOTIDelegateExecutor exec(f.pt2.string(), nullptr, config); },
+              StatusCode::kFailedPrecondition,
+              {"ExecutorConfig::opLibraries names 1 op library", "link libaotiplug_host"});
+  aotiplug::detail::setOpLibraryLoader(installed);
+  BOOST_TEST(aotiplug::loadedOpLibraries().empty());
+
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, config);
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "sample inputs");
+  const auto loaded = aotiplug::loadedOpLibraries();
+  BOOST_TEST_REQUIRE(loaded.size() == 1u);
+  BOOST_TEST(loaded.front() == fs::canonical(opLibrary()).string());
 }
 
 BOOST_AUTO_TEST_CASE(with_it_the_models_match_eager_on_every_input_and_weight_set) {

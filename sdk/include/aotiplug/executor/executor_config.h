@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace aotiplug {
 
@@ -33,6 +34,14 @@ struct ExecutorConfig {
   // Hand new weights to the model library in place, without a copy, where it supports
   // user-managed constant buffers.
   bool useUserManagedWeights = true;
+  // Op libraries to load before the model is opened: shared libraries registering the
+  // operators its extern kernels call (TORCH_LIBRARY; runner/extern_kernels.h). Each goes
+  // through the plugin loader's trust checks (requireTrustedOpLibraries) and stays loaded
+  // for the life of the process; one already loaded is not loaded again. Loading is done by
+  // the host library (aotiplug/host/op_library.h), which a host that loads plugins links:
+  // without it, naming op libraries here is an error saying so.
+  std::vector<std::string> opLibraries;
+  bool requireTrustedOpLibraries = true;
   // Where one-time notices go (e.g. weights that match no model constant).
   // Empty: standard error.
   std::function<void(const std::string&)> log;
