@@ -94,6 +94,10 @@ AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_path,
         e.code() == StatusCode::kFailedPrecondition && named != model_->metadata.end()) {
       message += "; the package says it needs the op libraries " + named->second;
     }
+    if (auto made = model_->metadata.find("aotiplug.torch_version");
+        e.code() == StatusCode::kIncompatible && made != model_->metadata.end()) {
+      message += " (the package says it was compiled by torch " + made->second + ")";
+    }
     throw Error(e.code(), message);
   }
   // The runner's device, index included ("cuda" resolved to the device it was made for).

@@ -8,6 +8,7 @@
 
 #include "../common/fixtures.h"
 #include "../common/build_plugins.h"
+#include "../common/package_edit.h"
 
 #include <aotiplug/host/plugin_loader.h>
 #include <aotiplug/registry/runner_registry.h>
@@ -17,7 +18,10 @@
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/inductor/aoti_runner/model_container_runner_cpu.h>
 
+#include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/runner/cpu_features.h>
+#include <aotiplug/runner/shim_check.h>
+#include <torch/headeronly/version.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -302,7 +306,7 @@ BOOST_AUTO_TEST_CASE(bad_model_files_give_clear_errors) {
   const std::string bytes = aotiplug_test::readFile(f.so);
   aotiplug_test::writeFile(dir.path() / "truncated.so", bytes.substr(0, bytes.size() / 3));
   expectError([&] { cpuRunner(dir.path() / "truncated.so"); }, StatusCode::kModelError,
-              {"cannot load model library", "truncated.so"});
+              {"cannot load model library", "truncated.so", "truncated: "});
 
   aotiplug_test::writeFile(dir.path() / "text.so", "not a library");
   expectError([&] { cpuRunner(dir.path() / "text.so"); }, StatusCode::kModelError,
@@ -313,6 +317,40 @@ BOOST_AUTO_TEST_CASE(bad_model_files_give_clear_errors) {
   expectError([&] { cpuRunner(not_model); }, StatusCode::kModelError,
               {"is not an AOTInductor model library",
                "AOTInductorModelContainerCreateWithDevice"});
+}
+
+// A model library compiled by a newer torch calls shim functions this LibTorch lacks: refused
+// before dlopen, naming them and this LibTorch, not with the loader's "undefined symbol".
+BOOST_AUTO_TEST_CASE(model_libraries_calling_shims_this_libtorch_lacks_are_refused_before_dlopen) {
+  const fs::path so = aotiplug_test::buildRoot() / "tests" / "plugins" / "libtest_missing_shim.so";
+  BOOST_TEST(aotiplug::undefinedSymbols(so.string(), "aoti_torch_") ==
+             (std::vector<std::string>{"aoti_torch_aotiplug_test_also_missing", "aoti_torch_aotiplug_test_missing_v3",
+                                       "aoti_torch_get_data_ptr"}));
+  expectError([&] { cpuRunner(so); }, StatusCode::kIncompatible,
+              {"model library " + so.string() + " was compiled by another torch version",
+               std::string("this host's LibTorch ") + TORCH_VERSION,
+               "2 LibTorch C shim function(s) this LibTorch does not export "
+               "(aoti_torch_aotiplug_test_also_missing, aoti_torch_aotiplug_test_missing_v3)",
+               "versioned shims (_vN) come with newer torch releases"});
+  // A real model library needs nothing this LibTorch lacks.
+  Fixture f = loadFixture("mlp");
+  BOOST_TEST(aotiplug::missingShimFunctions(f.so.string()).empty());
+  BOOST_TEST(!aotiplug::undefinedSymbols(f.so.string(), "aoti_torch_").empty());
+
+  // In a package: the executor adds the torch version the package says compiled it.
+  aotiplug_test::TempDir dir;
+  const fs::path pt2 = dir.path() / "newer.pt2";
+  const std::string stand_in = aotiplug_test::readFile(so);
+  aotiplug_test::rewritePackage(f.pt2, pt2, [&](const std::string& name, const std::string& data) {
+    const bool library = name.size() > 11 && name.compare(name.size() - 11, 11, ".wrapper.so") == 0;
+    return std::optional<std::string>(library ? stand_in : data);
+  });
+  aotiplug::ExecutorConfig config;
+  config.log = [](const std::string&) {};
+  expectError([&] { aotiplug::AOTIDelegateExecutor exec(pt2.string(), nullptr, config); },
+              StatusCode::kIncompatible,
+              {"package " + pt2.string(), "aoti_torch_aotiplug_test_missing_v3",
+               "(the package says it was compiled by torch "});
 }
 
 // Through the plugin: an extern kernel whose op nobody registered fails the runner's

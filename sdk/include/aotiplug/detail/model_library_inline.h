@@ -5,6 +5,12 @@
 // (ONNX Runtime's _cxx_api.h / _cxx_inline.h pattern). Include model_library.h, not this.
 
 #include <aotiplug/runner/model_library.h>
+#include <aotiplug/runner/shim_check.h>
+
+#include <torch/headeronly/version.h>
+#if __has_include(<torch/csrc/shim_exception_state.h>)
+#include <torch/csrc/shim_exception_state.h>
+#endif
 
 namespace aotiplug {
 
@@ -107,6 +113,26 @@ inline ModelLibrary::ModelLibrary(const std::string& model_so_path, std::size_t 
   }
   if (std::string why = checkElfImage(path_); !why.empty()) {
     throw Error(StatusCode::kModelError, "cannot load model library " + path_ + ": " + why);
+  }
+  // Before dlopen, which would name one missing symbol and nothing else.
+  if (const std::vector<std::string> shims = missingShimFunctions(path_); !shims.empty()) {
+    std::string list;
+    bool versioned = false;
+    for (std::size_t i = 0; i < shims.size(); ++i) {
+      const std::string& name = shims[i];
+      const auto v = name.rfind("_v");
+      versioned = versioned || (v != std::string::npos && v + 2 < name.size() &&
+                                name.find_first_not_of("0123456789", v + 2) == std::string::npos);
+      if (i < 5) list += (i == 0 ? "" : ", ") + name;
+    }
+    if (shims.size() > 5) list += " and " + std::to_string(shims.size() - 5) + " more";
+    throw Error(StatusCode::kIncompatible,
+                "model library " + path_ + " was compiled by another torch version than this " +
+                    "host's LibTorch " + TORCH_VERSION + ": it calls " + std::to_string(shims.size()) +
+                    " LibTorch C shim function(s) this LibTorch does not export (" + list + ")" +
+                    (versioned ? "; versioned shims (_vN) come with newer torch releases" : "") +
+                    ". Compile the model with torch " + TORCH_VERSION +
+                    ", or run it on a host built against the torch that compiled it");
   }
   try {
     namespace mode = boost::dll::load_mode;
@@ -218,6 +244,16 @@ inline void ModelLibrary::fail(const char* function, LibraryMessages& messages) 
       text != nullptr && *text != '\0') {
     reason = text;
   }
+#if __has_include(<torch/csrc/shim_exception_state.h>)
+  // Newer LibTorch (2.15) no longer prints why a shim call failed: it keeps the exception's
+  // message per thread, and the library's last error names only the call that failed.
+  if (const std::string& why = torch::csrc::shim::details::get_torch_exception_what_without_backtrace();
+      !why.empty()) {
+    reason = reason.empty() || reason == why ? why : why + " (in " + reason + ")";
+    torch::csrc::shim::details::set_torch_exception_what_without_backtrace(std::string());
+    torch::csrc::shim::details::set_torch_exception_what(std::string());
+  }
+#endif
   if (!reason.empty()) {
     message += ": " + reason;
   } else if (!messages.capturing()) {

@@ -7,7 +7,9 @@
 // describes it, so a library cut short (a partial copy, a full disk) is mapped past its end
 // and the process dies with SIGBUS while the loader applies relocations — no error is
 // returned. checkElfImage reads the ELF and program headers and verifies that every
-// segment lies inside the file, so such a file becomes an error message instead.
+// segment lies inside the file, so such a file becomes an error message instead; and that
+// the section header table, which linkers write last, is there too (a copy cut short past
+// the loadable segments would load, and be a broken file all the same).
 //
 // Used before loading model libraries (ModelLibrary) and plugins (the host's loader).
 // Thread safety: reentrant. Never throws.
@@ -54,6 +56,16 @@ inline std::string checkElfImage(const std::string& path) noexcept {
       if (end < p.p_offset || end > size) {
         return "truncated: a segment ends at byte " + std::to_string(end) + ", the file has " +
                std::to_string(size);
+      }
+    }
+    // The section headers come last: a file cut short past its loadable segments (they may
+    // be a small part of it, e.g. before debug sections) loses them, and is a broken copy.
+    if (eh.e_shoff != 0 && eh.e_shnum != 0) {
+      const std::uint64_t sections_end =
+          static_cast<std::uint64_t>(eh.e_shoff) + std::uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr);
+      if (eh.e_shentsize != sizeof(Elf64_Shdr) || sections_end < eh.e_shoff || sections_end > size) {
+        return "truncated: section headers end at byte " + std::to_string(sections_end) +
+               ", the file has " + std::to_string(size);
       }
     }
     return {};
