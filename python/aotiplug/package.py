@@ -12,8 +12,10 @@ what the C++ side needs to validate inputs *before* the model library sees them:
   to read them from);
 * the example inputs as `data/sample_inputs/<model>.pt` (torch.save of a list), the place
   torch.export's own archives use;
-* the eager outputs on those inputs as `extra/aotiplug/<model>/reference_outputs.pt`, so a
-  host can show that its outputs match PyTorch eager.
+* the eager outputs on those inputs as `data/aotiplug/<model>/reference_outputs.pt`, so a
+  host can show that its outputs match PyTorch eager. (Not under `extra/`: upstream's
+  `aoti_load_package` reads every `extra/` entry as UTF-8 text, and would refuse the
+  package. aotiplug still reads `extra/aotiplug/` in packages made before.)
 
 Packages made by plain `aoti_compile_and_package` also run in aotiplug, with the same input
 checks (derived from the model's generated wrapper source), but no example inputs.
@@ -207,7 +209,7 @@ def package_model(
             # Saved on the CPU so any host can read them; hosts move them to the device.
             writer.write_bytes(f"data/sample_inputs/{model_name}.pt",
                                _save([t.detach().cpu() for t in sample]))
-            writer.write_bytes(f"extra/aotiplug/{model_name}/reference_outputs.pt",
+            writer.write_bytes(f"data/aotiplug/{model_name}/reference_outputs.pt",
                                _save([t.detach().cpu().contiguous() for t in reference]))
         shutil.move(final, path)
     return {"inputs": in_specs, "outputs": out_specs}

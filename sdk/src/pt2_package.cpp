@@ -466,8 +466,13 @@ std::vector<at::Tensor> Pt2Package::sampleInputs(const PackagedModel& m) const {
 }
 
 std::vector<at::Tensor> Pt2Package::referenceOutputs(const PackagedModel& m) const {
-  const std::string record = "extra/aotiplug/" + m.name + "/reference_outputs.pt";
-  return hasRecord(record) ? tensorsFromPickle(record) : std::vector<at::Tensor>{};
+  // data/aotiplug/ since the packager's second format; extra/aotiplug/ before (upstream's
+  // aoti_load_package reads every extra/ entry as UTF-8 text, so it could not load those).
+  for (const std::string& record : {"data/aotiplug/" + m.name + "/reference_outputs.pt",
+                                    "extra/aotiplug/" + m.name + "/reference_outputs.pt"}) {
+    if (hasRecord(record)) return tensorsFromPickle(record);
+  }
+  return {};
 }
 
 std::shared_ptr<Weights> Pt2Package::storedWeights(const PackagedModel& m) const {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The docs cannot rot: every ```sh block in README.md and docs/*.md is either run here, as
-// a bash script per file (from a scratch directory where `build` and `examples` point at
-// this build and the sources), or consists only of commands that .ci/run runs itself, or
+// a bash script per file (from a scratch directory where `build`, `examples` and `.venv`
+// point at this build, the sources and this build's venv), or consists only of commands that .ci/run runs itself, or
 // is marked long-running (the line before it is `<!-- long-running -->`: sanitizer builds,
 // fuzzing, benchmarks take far longer than a test may) and then consists only of `./dev`
 // subcommands that `./dev help` documents.
@@ -124,6 +124,8 @@ BOOST_AUTO_TEST_CASE(every_shell_block_in_the_docs_runs) {
       aotiplug_test::TempDir work("aotiplug-docs-");
       fs::create_directory_symlink(aotiplug_test::buildRoot(), work.path() / "build");
       fs::create_directory_symlink(source / "examples", work.path() / "examples");
+      // The venv this build uses (with the packager's command), as `.venv` in the README.
+      fs::create_directory_symlink(aotiplug_test::requireEnv("AOTIPLUG_VENV"), work.path() / ".venv");
       aotiplug_test::writeFile(work.path() / "script.sh", script);
       const auto r = aotiplug_test::runCommand(
           {"bash", "-c", "cd " + aotiplug_test::shellQuote(work.str()) + " && bash script.sh"});

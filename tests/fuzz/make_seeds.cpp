@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   put(dir + "weights_config.json", R"({"w": ["weight_0", [2, 3], [3, 1], 0]})");
   put("data/weights/weight_0", pickled(at::ones({2, 3})));
   put("data/sample_inputs/model.pt", pickled(c10::List<at::Tensor>({at::arange(8).reshape({2, 4}).to(at::kFloat)})));
-  put("extra/aotiplug/model/reference_outputs.pt", pickled(c10::List<at::Tensor>({at::ones({2})})));
+  put("data/aotiplug/model/reference_outputs.pt", pickled(c10::List<at::Tensor>({at::ones({2})})));
+  put("extra/aotiplug/model/reference_outputs.pt", pickled(c10::List<at::Tensor>({at::ones({2})})));  // older packages
   writer.writeEndOfFile();
   return 0;
 }

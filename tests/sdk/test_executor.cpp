@@ -6,6 +6,7 @@
 
 #include "../common/fixtures.h"
 #include "../common/build_plugins.h"
+#include "../common/package_edit.h"
 
 #include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
@@ -76,6 +77,27 @@ BOOST_AUTO_TEST_CASE(runs_every_package_and_matches_eager) {
     aotiplug_test::expectBitIdentical(samples, f.inputs, name + " sample inputs");
     aotiplug_test::expectBitIdentical(reference, f.outputs, name + " reference outputs");
   }
+}
+
+// The packager stores reference outputs under data/aotiplug/ (upstream's loader reads every
+// extra/ entry as text); packages made before keep them under extra/aotiplug/, still read.
+BOOST_AUTO_TEST_CASE(reference_outputs_are_read_where_old_and_new_packages_keep_them) {
+  const auto f = aotiplug_test::loadFixture("multi_io");
+  const std::string fresh = "data/aotiplug/model/reference_outputs.pt";
+  const std::string bytes = aotiplug::Pt2Package(f.pt2.string()).readRecord(fresh);
+  aotiplug_test::TempDir dir;
+  const fs::path old = dir.path() / "old.pt2";
+  aotiplug_test::rewritePackage(
+      f.pt2, old,
+      [&](const std::string& name, const std::string& data) {
+        return name == fresh ? std::optional<std::string>() : std::optional<std::string>(data);
+      },
+      {{"extra/aotiplug/model/reference_outputs.pt", bytes}});
+  aotiplug::Pt2Package before(old.string());
+  BOOST_TEST(!before.hasRecord(fresh));
+  const auto outputs = before.referenceOutputs(before.model());
+  BOOST_TEST_REQUIRE(outputs.size() == f.outputs.size());
+  for (std::size_t i = 0; i < outputs.size(); ++i) BOOST_TEST(at::equal(outputs[i], f.outputs[i]), "output " << i);
 }
 
 BOOST_AUTO_TEST_CASE(hot_swap_gives_the_eager_outputs_of_the_new_weights) {

@@ -10,7 +10,8 @@
 // and sometimes its weights (<hash>.wrapper_weights.blob, or data/weights/ with
 // data/aotinductor/<model>/weights_config.json). aotiplug's packager adds input specs to the
 // metadata, sample inputs (data/sample_inputs/<model>.pt) and eager reference outputs
-// (extra/aotiplug/<model>/reference_outputs.pt).
+// (data/aotiplug/<model>/reference_outputs.pt; extra/aotiplug/ in packages made before
+// aotiplug 0.1's second packager format, still read).
 //
 // The package is untrusted input. Opening it checks every entry name (no "..", no absolute
 // path; directory entries, as `zip -r` writes them, are skipped), the number of entries,
@@ -114,7 +115,7 @@ class AOTIPLUG_API Pt2Package {
   std::string extract(const PackagedModel& m, PrivateDirectory& dir) const;
 
   // Sample inputs (data/sample_inputs/<model>.pt), reference outputs
-  // (extra/aotiplug/<model>/reference_outputs.pt) and stored weights (data/weights/); empty
+  // (data/aotiplug/<model>/reference_outputs.pt, or extra/aotiplug/ in older packages) and stored weights (data/weights/); empty
   // or null when the package has none.
   std::vector<at::Tensor> sampleInputs(const PackagedModel& m) const;
   std::vector<at::Tensor> referenceOutputs(const PackagedModel& m) const;
