@@ -6,6 +6,8 @@
 
 #include <aotiplug/host/plugin_loader.h>
 
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/variables_map.hpp>
 #include <nlohmann/json.hpp>
 
 #include <ATen/Tensor.h>
@@ -14,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,13 @@ std::string tensorHash(const at::Tensor& t);
 // hashes, the demo package's cache key). Not for security.
 inline constexpr std::uint64_t kFnvOffset = 1469598103934665603ULL;
 std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = kFnvOffset);
+
+// Parses a command's arguments against `options` and one positional argument stored as
+// `positional` (not shown in the help); prints the options and returns nullopt for --help.
+// Throws boost::program_options::error for a bad command line (main() makes it exit 2).
+std::optional<boost::program_options::variables_map> parseArguments(
+    const boost::program_options::options_description& options, int argc, char** argv,
+    const char* positional);
 
 // Whether standard error is a terminal (progress indicators are shown only then).
 bool stderrIsTerminal();

@@ -7,6 +7,9 @@
 #include <aotiplug/plugin/manifest.h>
 
 #include <ATen/ops/empty.h>
+#include <boost/program_options/parsers.hpp>
+#include <boost/program_options/positional_options.hpp>
+#include <boost/program_options/value_semantic.hpp>
 #include <c10/core/DeviceType.h>
 
 #include <pthread.h>
@@ -17,6 +20,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -44,6 +48,26 @@ std::string defaultPluginDir() {
 
 DirectoryLoad loadPlugins(PluginLoader& loader, const std::string& dir) {
   return loader.loadDirectory(fs::absolute(dir).lexically_normal().string());
+}
+
+std::optional<boost::program_options::variables_map> parseArguments(
+    const boost::program_options::options_description& options, int argc, char** argv,
+    const char* positional) {
+  namespace po = boost::program_options;
+  po::options_description hidden;
+  hidden.add_options()(positional, po::value<std::string>(), positional);
+  po::options_description all;
+  all.add(options).add(hidden);
+  po::positional_options_description positionals;
+  positionals.add(positional, 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(positionals).run(), vm);
+  if (vm.count("help") != 0) {
+    std::cout << options << "\n";
+    return std::nullopt;
+  }
+  po::notify(vm);
+  return vm;
 }
 
 std::string describeTensor(const at::Tensor& t) {

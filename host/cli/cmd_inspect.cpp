@@ -57,19 +57,9 @@ std::optional<InspectOptions> parseInspectOptions(int argc, char** argv) {
        "load this op library first (TORCH_LIBRARY), as aotiplug run does; repeatable")
       ("no-open", "read the package only: do not load model libraries (no 'runs here' answer)")
       ("json", "print JSON instead of text");
-  po::options_description hidden;
-  hidden.add_options()("package", po::value<std::string>(), "package");
-  po::options_description all;
-  all.add(options).add(hidden);
-  po::positional_options_description positional;
-  positional.add("package", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-  if (vm.count("help") != 0) {
-    std::cout << options << "\n";
-    return std::nullopt;
-  }
-  po::notify(vm);
+  const std::optional<po::variables_map> parsed = parseArguments(options, argc, argv, "package");
+  if (!parsed) return std::nullopt;
+  const po::variables_map& vm = *parsed;
   if (vm.count("package") == 0) throw po::error("inspect needs a package (aotiplug inspect MODEL.pt2)");
   InspectOptions o;
   o.package = vm["package"].as<std::string>();

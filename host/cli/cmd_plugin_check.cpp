@@ -89,19 +89,9 @@ int runPluginCheckCommand(int argc, char** argv) {
       ("allow-untrusted", "do not refuse a plugin in a directory others can write to")
       ("timeout", po::value<double>()->default_value(30), "seconds each stage (loading, running the model, unloading) may take")
       ("json", "print JSON instead of text");
-  po::options_description hidden;
-  hidden.add_options()("library", po::value<std::string>(), "plugin library");
-  po::options_description all;
-  all.add(options).add(hidden);
-  po::positional_options_description positional;
-  positional.add("library", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-  if (vm.count("help") != 0) {
-    std::cout << options << "\n";
-    return kExitOk;
-  }
-  po::notify(vm);
+  const std::optional<po::variables_map> parsed = parseArguments(options, argc, argv, "library");
+  if (!parsed) return kExitOk;
+  const po::variables_map& vm = *parsed;
   if (vm.count("library") == 0) throw po::error("the plugin library to check is missing");
   const std::string library = fs::absolute(vm["library"].as<std::string>()).lexically_normal().string();
   ProbeOptions probe;

@@ -14,6 +14,7 @@
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 #include <boost/program_options.hpp>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
@@ -21,7 +22,9 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -45,19 +48,32 @@ std::string defaultCacheDir() {
   return std::string(home != nullptr ? home : "/tmp") + "/.cache/aotiplug";
 }
 
-std::vector<at::Tensor> readInputsFile(const std::string& path) {
+// A torch.save'd list of tensors; `what` names the file's role in errors ("inputs file").
+std::vector<at::Tensor> readTensorsFile(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(StatusCode::kNotFound, "inputs file " + path + " cannot be opened");
+  if (!in) throw Error(StatusCode::kNotFound, what + " " + path + " cannot be opened");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   try {
     std::vector<at::Tensor> out = tensorsFromPickledBytes(std::string(bytes.begin(), bytes.end()));
-    if (out.empty()) throw Error(StatusCode::kInvalidArgument, "inputs file " + path + " holds no tensors");
+    if (out.empty()) throw Error(StatusCode::kInvalidArgument, what + " " + path + " holds no tensors");
     return out;
   } catch (const c10::Error& e) {
     throw Error(StatusCode::kInvalidArgument,
-                "inputs file " + path + " is not a torch.save'd list of tensors: " +
-                    e.what_without_backtrace());
+                what + " " + path + " is not a torch.save'd list of tensors: " + e.what_without_backtrace());
   }
+}
+
+// Writes the outputs as a torch.save'd tuple (on the CPU), readable by torch.load.
+void saveOutputs(const std::vector<at::Tensor>& outputs, const std::string& path) {
+  // A tuple: LibTorch pickles its lists with type tags (torch.jit._pickle.build_tensorlist,
+  // restore_type_tag), which torch.load refuses by default (weights_only); a tuple is plain.
+  std::vector<c10::IValue> items;
+  for (const at::Tensor& t : outputs) items.emplace_back(t.defined() ? t.detach().cpu().contiguous() : t);
+  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(c10::ivalue::Tuple::create(std::move(items))));
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) throw Error(StatusCode::kUnavailable, "cannot write the outputs to " + path + ": " + std::strerror(errno));
 }
 
 // Inputs made up from the recorded specs, the same on every run of the tool.
@@ -95,6 +111,7 @@ double percentile(std::vector<double> v, double p) {
 struct RunOptions {
   std::string package;  // empty: the bundled demo
   std::string plugins, device, model, inputs_file, cache_dir;
+  std::string save_outputs, expected;  // --save-outputs FILE, --expected FILE
   std::vector<std::string> op_libraries;
   int iters = 0, warmup = 0, threads = 1;
   bool json = false;
@@ -111,14 +128,18 @@ std::optional<RunOptions> parseRunOptions(int argc, char** argv) {
       "(models/demo.py), compiled on first use and cached.\n\n"
       "Inputs come from --inputs FILE (a torch.save'd list of tensors), else from the\n"
       "package's sample inputs, else are generated from the input specs it records.\n\n"
+      "The outputs are compared with --expected FILE when given, else with the eager\n"
+      "outputs the package carries for its sample inputs; --save-outputs FILE keeps them.\n\n"
       "Exit codes: 0 ok, 1 error (package, plugin or model), 2 bad arguments,\n"
-      "3 the outputs differ from PyTorch eager.\n\nOptions");
+      "3 the outputs differ from PyTorch eager (or from --expected).\n\nOptions");
   options.add_options()
       ("help,h", "show this help")
       ("plugins,p", po::value<std::string>()->default_value(defaultPluginDir()), "plugin directory")
       ("device", po::value<std::string>()->default_value(""), "run on this device (cpu, cuda, cuda:N) instead of the package's")
       ("model", po::value<std::string>()->default_value(""), "the model in a package holding several")
       ("inputs", po::value<std::string>(), "torch.save'd list of input tensors")
+      ("save-outputs", po::value<std::string>(), "write the outputs of the first run to FILE (a torch.save'd tuple, on the CPU)")
+      ("expected", po::value<std::string>(), "compare the outputs with these (a torch.save'd list) instead of the package's eager outputs; exit 3 if they differ")
       ("op-library", po::value<std::vector<std::string>>()->composing(),
        "a library registering operators the model's extern kernels call (TORCH_LIBRARY); repeatable")
       ("iters,n", po::value<int>()->default_value(20), "timed runs (in all threads together)")
@@ -126,25 +147,17 @@ std::optional<RunOptions> parseRunOptions(int argc, char** argv) {
       ("threads,t", po::value<int>()->default_value(1), "threads calling run() at once (also the number of model instances)")
       ("cache-dir", po::value<std::string>()->default_value(defaultCacheDir()), "where the compiled demo model is cached")
       ("json", "print JSON instead of text");
-  po::options_description hidden;
-  hidden.add_options()("package", po::value<std::string>(), "package");
-  po::options_description all;
-  all.add(options).add(hidden);
-  po::positional_options_description positional;
-  positional.add("package", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-  if (vm.count("help") != 0) {
-    std::cout << options << "\n";
-    return std::nullopt;
-  }
-  po::notify(vm);
+  const std::optional<po::variables_map> parsed = parseArguments(options, argc, argv, "package");
+  if (!parsed) return std::nullopt;
+  const po::variables_map& vm = *parsed;
   RunOptions o;
   o.package = vm.count("package") != 0 ? vm["package"].as<std::string>() : std::string();
   o.plugins = vm["plugins"].as<std::string>();
   o.device = vm["device"].as<std::string>();
   o.model = vm["model"].as<std::string>();
   o.inputs_file = vm.count("inputs") != 0 ? vm["inputs"].as<std::string>() : std::string();
+  o.save_outputs = vm.count("save-outputs") != 0 ? vm["save-outputs"].as<std::string>() : std::string();
+  o.expected = vm.count("expected") != 0 ? vm["expected"].as<std::string>() : std::string();
   if (vm.count("op-library") != 0) o.op_libraries = vm["op-library"].as<std::vector<std::string>>();
   o.cache_dir = vm["cache-dir"].as<std::string>();
   o.iters = vm["iters"].as<int>();
@@ -172,7 +185,7 @@ ChosenInputs chooseInputs(const RunOptions& o, AOTIDelegateExecutor& exec, const
   const PackagedModel& model = exec.packagedModel();
   ChosenInputs in;
   if (!o.inputs_file.empty()) {
-    in.tensors = readInputsFile(o.inputs_file);
+    in.tensors = readTensorsFile(o.inputs_file, "inputs file");
     in.from = InputSource::kFile;
     in.description = "file " + o.inputs_file;
   } else if (auto samples = exec.package().sampleInputs(model); !samples.empty()) {
@@ -266,7 +279,8 @@ struct RunReport {
   std::string plugin_name, plugin_path;
   ChosenInputs inputs;
   std::vector<at::Tensor> outputs;
-  bool compared = false;  // there was an eager reference for these inputs
+  bool compared = false;  // there was a reference for these inputs
+  std::string reference = "PyTorch eager";  // what was compared with: eager, or "file F"
   EagerComparison eager;
   Timing timing;
   int threads = 1;
@@ -310,7 +324,7 @@ void printJson(const RunReport& r) {
                               {"hash", tensorHash(o)}});
   }
   // Nothing compared: no verdict ("match": null), not a match.
-  out["eager"] = {{"compared", r.compared},
+  out["eager"] = {{"compared", r.compared}, {"reference", r.reference},
                   {"match", r.compared ? nlohmann::json(r.eager.match) : nlohmann::json(nullptr)},
                   {"max_abs_diff", r.compared ? nlohmann::json(r.eager.max_abs_diff) : nlohmann::json(nullptr)}};
   if (!r.eager.mismatch.empty()) out["eager"]["mismatch"] = r.eager.mismatch;
@@ -343,9 +357,9 @@ void printText(const RunReport& r) {
   }
   for (const auto& n : r.notices) std::cout << "note     " << n << "\n";
   if (r.compared && !r.eager.mismatch.empty()) {
-    std::cout << "eager    outputs DO NOT match PyTorch eager: " << r.eager.mismatch << "\n";
+    std::cout << "eager    outputs DO NOT match " << r.reference << ": " << r.eager.mismatch << "\n";
   } else if (r.compared) {
-    std::cout << "eager    outputs match PyTorch eager (max abs difference " << std::setprecision(3)
+    std::cout << "eager    outputs match " << r.reference << " (max abs difference " << std::setprecision(3)
               << r.eager.max_abs_diff << ")\n";
   } else {
     std::cout << "eager    not compared (the package carries eager outputs only for its sample inputs)\n";
@@ -395,7 +409,12 @@ int runRunCommand(int argc, char** argv) {
 
   // First run: outputs, and the comparison with eager.
   report.outputs = exec.run(report.inputs.tensors);
-  if (report.inputs.from == InputSource::kSamples) {
+  if (!o.save_outputs.empty()) saveOutputs(report.outputs, o.save_outputs);
+  if (!o.expected.empty()) {
+    report.compared = true;
+    report.reference = "file " + o.expected;
+    report.eager = compareWithEager(report.outputs, readTensorsFile(o.expected, "expected outputs file"));
+  } else if (report.inputs.from == InputSource::kSamples) {
     const std::vector<at::Tensor> reference = exec.package().referenceOutputs(exec.packagedModel());
     report.compared = !reference.empty();
     if (report.compared) report.eager = compareWithEager(report.outputs, reference);

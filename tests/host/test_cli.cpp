@@ -7,6 +7,7 @@
 #include "../common/fixtures.h"
 
 #include <aotiplug/package/private_directory.h>
+#include <aotiplug/package/pt2_package.h>
 
 #include <ATen/ops/randn.h>
 #include <nlohmann/json.hpp>
@@ -547,4 +548,47 @@ BOOST_AUTO_TEST_CASE(inspect_says_why_a_package_cannot_run_here_and_reads_withou
   BOOST_TEST(other.exit_code == 1);
   BOOST_TEST(contains(other.err, "nope"), other.err);
   BOOST_TEST(contains(runCli({"inspect", "--help"}).out, "Exit codes"));
+}
+
+// --save-outputs keeps the outputs (a torch.save'd list); --expected compares with such a
+// file: exit 3 on a mismatch, naming the output, the worst difference and where.
+BOOST_AUTO_TEST_CASE(run_saves_outputs_and_compares_with_expected_ones) {
+  const auto f = aotiplug_test::loadFixture("multi_io");
+  aotiplug_test::TempDir dir;
+  const fs::path saved = dir.path() / "outputs.pt";
+  const CommandResult first = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "-n", "1",
+                                       "--save-outputs", saved.string()});
+  BOOST_TEST(first.exit_code == 0, first.err);
+  const auto outputs = aotiplug::tensorsFromPickledBytes(aotiplug_test::readFile(saved));
+  BOOST_TEST_REQUIRE(outputs.size() == f.outputs.size());
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    BOOST_TEST(outputs[i].scalar_type() == f.outputs[i].scalar_type(), "output " << i);
+    BOOST_TEST(outputs[i].sizes().vec() == f.outputs[i].sizes().vec(), "output " << i);
+  }
+
+  const CommandResult same = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "-n", "1",
+                                      "--expected", saved.string(), "--json"});
+  BOOST_TEST(same.exit_code == 0, same.err);
+  const auto j = parseJson(same);
+  BOOST_TEST(j["eager"]["match"] == true);
+  BOOST_TEST(j["eager"]["reference"] == "file " + saved.string());
+
+  // One element of output 0 off by 1.
+  c10::List<at::Tensor> wrong;
+  for (std::size_t i = 0; i < outputs.size(); ++i) wrong.push_back(outputs[i].clone());
+  at::Tensor first_output = wrong.get(0);
+  first_output.view({-1})[1].add_(1);
+  wrong.set(0, first_output);
+  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(wrong));
+  const fs::path off = dir.path() / "wrong.pt";
+  aotiplug_test::writeFile(off, std::string(bytes.begin(), bytes.end()));
+  const CommandResult differs = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "-n", "1",
+                                         "--expected", off.string()});
+  BOOST_TEST(differs.exit_code == 3, differs.err);
+  BOOST_TEST(contains(differs.out, "outputs DO NOT match file " + off.string() + ": output 0 differs"), differs.out);
+  BOOST_TEST(contains(differs.out, "at index ["), differs.out);
+
+  const CommandResult missing = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--expected", "/nonexistent/e.pt"});
+  BOOST_TEST(missing.exit_code == 1);
+  BOOST_TEST(contains(missing.err, "expected outputs file /nonexistent/e.pt cannot be opened"), missing.err);
 }

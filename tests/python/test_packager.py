@@ -89,7 +89,8 @@ class FreshVenv(unittest.TestCase):
         self.assertIn("input  x: float32 [-1 (2..32), 8]", r.stdout)
         self.assertIn("output", r.stdout)
 
-        r = run([CLI, "run", out, "--plugins", PLUGINS, "--json", "-n", "2"])
+        saved = os.path.join(self.tmp.name, "outputs.pt")
+        r = run([CLI, "run", out, "--plugins", PLUGINS, "--json", "-n", "2", "--save-outputs", saved])
         self.assertEqual(r.returncode, 0, r.stderr)
         report = json.loads(r.stdout)
         self.assertTrue(report["eager"]["compared"])
@@ -104,6 +105,11 @@ class FreshVenv(unittest.TestCase):
         self.assertEqual(m["inputs"][0]["max"][0], 32)
         import torch
         self.assertEqual(m["torch_version"], torch.__version__)
+
+        # What --save-outputs wrote is what torch.load reads: the model's outputs.
+        import torch
+        outputs = torch.load(saved)
+        self.assertEqual([list(t.shape) for t in outputs], [o["shape"] for o in report["outputs"]])
 
         # And upstream loads it too.
         loaded = torch._inductor.aoti_load_package(out)

@@ -55,6 +55,14 @@ BOOST_AUTO_TEST_CASE(mismatches_name_the_output_and_why) {
   r = compareWithEager({a + 0.001}, {a});
   BOOST_TEST(!r.match);
   BOOST_TEST(has(r.mismatch, "output 0 differs from eager by 0.001"));
+  // The worst element, where it is, and both values.
+  at::Tensor off = at::zeros({2, 3});
+  off.index_put_({1, 2}, 0.5);
+  off.index_put_({0, 1}, 0.25);
+  r = compareWithEager({a, off}, {a, a});
+  BOOST_TEST(!r.match);
+  BOOST_TEST(has(r.mismatch, "output 1 differs from eager by 0.5 at index [1, 2] (0.5, eager 0; allowed 0.0001)"),
+             r.mismatch);
   // Integers must be equal; NaN never matches.
   BOOST_TEST(!compareWithEager({at::arange(4) + 1}, {at::arange(4)}).match);
   BOOST_TEST(!compareWithEager({at::full({2}, std::numeric_limits<float>::quiet_NaN())}, {at::zeros({2})}).match);
