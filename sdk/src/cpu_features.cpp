@@ -57,7 +57,7 @@ class MappedFile {
 };
 
 // The ELF program headers of a 64-bit shared object, bounds-checked.
-std::vector<Elf64_Phdr> programHeaders(const MappedFile& f, const std::string& path) {
+[[maybe_unused]] std::vector<Elf64_Phdr> programHeaders(const MappedFile& f, const std::string& path) {
   const auto bad = [&](const std::string& why) {
     return Error(StatusCode::kInvalidArgument, path + " is not a readable ELF shared object: " + why);
   };
@@ -75,7 +75,7 @@ std::vector<Elf64_Phdr> programHeaders(const MappedFile& f, const std::string& p
 }
 
 // The NT_GNU_BUILD_ID of the file, hex; empty when it has none.
-std::string buildId(const MappedFile& f, const std::vector<Elf64_Phdr>& headers) {
+[[maybe_unused]] std::string buildId(const MappedFile& f, const std::vector<Elf64_Phdr>& headers) {
   for (const Elf64_Phdr& p : headers) {
     if (p.p_type != PT_NOTE || p.p_offset > f.size() || p.p_filesz > f.size() - p.p_offset) continue;
     std::size_t at = p.p_offset;

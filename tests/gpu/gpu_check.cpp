@@ -16,9 +16,14 @@
 //      weights active when its run was queued;
 //   6. devices: "cuda" resolved to "cuda:0", inputs on another device refused naming them;
 //   7. a plain aoti_compile_and_package package (--plain): its inputs checked from the
-//      wrapper source on the GPU, and its outputs against eager.
+//      wrapper source on the GPU, and its outputs against eager;
+//   8. a model with extern kernels (--extern, the test op library's ops with CUDA kernels,
+//      tests/fixtures/ops): refused naming the op while --op-library is not loaded, then
+//      loaded through ExecutorConfig::opLibraries (or dlopen without the host library) and
+//      run through aotiplug's proxy executor on the GPU, against eager.
 //
 //   gpu_check --plugins DIR --package model.pt2 --data model.data.pt [--plain plain.pt2]
+//             [--extern extern.pt2 --extern-data extern.data.pt --op-library LIB.so]
 //             --out results.json
 #include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/plugin/registration_log.h>
@@ -45,6 +50,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <stdexcept>
 
 namespace fs = std::filesystem;
 using aotiplug::Weights;
@@ -266,10 +272,44 @@ int main(int argc, char** argv) {
                                   {"eager_max_abs_diff", plain_diff},
                                   {"ok", plain_ok}};
     }
+    // 8. extern kernels on the GPU
+    bool extern_ok = true;
+    if (args.count("--extern") != 0) {
+      std::string refused;
+      try {
+        aotiplug::AOTIDelegateExecutor without(args.at("--extern"), nullptr, config);
+      } catch (const aotiplug::Error& e) {
+        refused = e.what();
+      }
+      aotiplug::ExecutorConfig with = config;
+#if AOTIPLUG_GPU_CHECK_HOST_LOADER
+      with.opLibraries = {fs::absolute(args.at("--op-library")).string()};  // trust-checked (run.sh: go-w)
+#else
+      if (::dlopen(args.at("--op-library").c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+        throw std::runtime_error(std::string("cannot load the op library: ") + ::dlerror());
+      }
+#endif
+      aotiplug::AOTIDelegateExecutor exec_extern(args.at("--extern"), nullptr, with);
+      std::vector<at::Tensor> extern_inputs, extern_outputs;
+      for (const auto& item : loadPickle(args.at("--extern-data")).toGenericDict()) {
+        const std::string k = item.key().toStringRef();
+        if (k == "inputs") for (const auto& t : item.value().toListRef()) extern_inputs.push_back(t.toTensor().cuda());
+        if (k == "outputs") for (const auto& t : item.value().toListRef()) extern_outputs.push_back(t.toTensor());
+      }
+      const std::vector<at::Tensor> extern_got = exec_extern.run(extern_inputs);
+      bool on_gpu = !extern_got.empty();
+      for (const at::Tensor& t : extern_got) on_gpu = on_gpu && t.is_cuda();
+      const double extern_diff = maxAbsDiff(extern_got, extern_outputs);
+      extern_ok = refused.find("needs operator aotiplug_test::") != std::string::npos && on_gpu && extern_diff < 1e-4;
+      results["extern_kernels"] = {{"refused_without_op_library", refused},
+                                   {"outputs_on_gpu", on_gpu},
+                                   {"eager_max_abs_diff", extern_diff},
+                                   {"ok", extern_ok}};
+    }
     results["ok"] = results["eager_match"].get<bool>() && results["swap"]["ok"].get<bool>() &&
                     results["side_stream_max_abs_diff"].get<double>() < 2e-3 &&
                     results["stream_contract"]["ok"].get<bool>() && results["devices"]["ok"].get<bool>() &&
-                    plain_ok;
+                    plain_ok && extern_ok;
   } catch (const std::exception& e) {
     results["error"] = e.what();
     write();

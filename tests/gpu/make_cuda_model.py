@@ -1,7 +1,10 @@
 """Compile the GPU check's model with this machine's torch, on its GPU.
 
 Writes OUT/model.pt2 (python/aotiplug packager) and OUT/model.data.pt (inputs, eager
-outputs, two weight sets and the eager outputs of the second; all on the CPU).
+outputs, two weight sets and the eager outputs of the second; all on the CPU). With
+--op-library (the test op library, tests/fixtures/ops): also OUT/extern.pt2, the test
+model whose extern kernels call that library's ops, on the GPU, and OUT/extern.data.pt
+(inputs and eager outputs, on the CPU). --device cpu checks this script without a GPU.
 """
 import argparse
 import os
@@ -13,6 +16,7 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 
 
 class GpuMlp(nn.Module):
@@ -29,12 +33,31 @@ class GpuMlp(nn.Module):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
+    parser.add_argument("--op-library", default="")
+    parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
     from aotiplug import package_model
 
     os.makedirs(args.out, exist_ok=True)
+    device = torch.device(args.device)
+    if args.op_library:
+        # The models with extern kernels (tests/fixtures/models.py), on this device.
+        import models
+        models.register_test_op_fakes(args.op_library)
+        spec = models.EXTERN_FIXTURES["extern_ops"]()
+        model = spec["model"].to(device).eval()
+        inputs = tuple(t.to(device) for t in spec["inputs"])
+        start = time.time()
+        package_model(model, inputs, os.path.join(args.out, "extern.pt2"),
+                      dynamic_shapes=spec["dynamic_shapes"], op_libraries=[args.op_library])
+        print(f"compiled the extern-kernel model in {time.time() - start:.1f} s", flush=True)
+        with torch.no_grad():
+            outputs = list(model(*inputs))
+        torch.save({"inputs": [t.cpu() for t in inputs], "outputs": [t.detach().cpu() for t in outputs]},
+                   os.path.join(args.out, "extern.data.pt"))
+        if args.device == "cpu":
+            return 0  # the rest is CUDA only
     torch.manual_seed(0)
-    device = torch.device("cuda")
     model = GpuMlp().to(device).eval()
     x = torch.randn(32, 1024, device=device)
     start = time.time()

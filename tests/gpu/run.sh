@@ -49,7 +49,7 @@ meson setup build-gpu --reconfigure -Dpython="$PY" -Dtests=disabled -Dbench=disa
   -Dgpu_check=true -Dvendor_include="$VENDOR" -Dbuildtype=release -Disal=disabled -Dzydis=disabled || exit 1
 ninja -C build-gpu || exit 1
 # The loader refuses plugin files and directories others may write (docs/reliability.md).
-chmod -R go-w build-gpu/plugins
+chmod -R go-w build-gpu/plugins build-gpu/tests/gpu
 
 if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   step "no GPU here: the build works; nothing to run"
@@ -58,11 +58,14 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 
 step "compile the CUDA model with this machine's torch"
-TORCHINDUCTOR_CACHE_DIR=$PWD/build-gpu/inductor "$PY" tests/gpu/make_cuda_model.py --out build-gpu/gpu-model || exit 1
+TORCHINDUCTOR_CACHE_DIR=$PWD/build-gpu/inductor "$PY" tests/gpu/make_cuda_model.py --out build-gpu/gpu-model \
+  --op-library "$PWD/build-gpu/tests/gpu/libaotiplug_test_ops.so" || exit 1
 
 step "run, compare, time, swap"
 build-gpu/tests/gpu/gpu_check --plugins build-gpu/plugins --package build-gpu/gpu-model/model.pt2 \
-  --plain build-gpu/gpu-model/plain.pt2 --data build-gpu/gpu-model/model.data.pt --out "$OUT/gpu_results.json"
+  --plain build-gpu/gpu-model/plain.pt2 --data build-gpu/gpu-model/model.data.pt \
+  --extern build-gpu/gpu-model/extern.pt2 --extern-data build-gpu/gpu-model/extern.data.pt \
+  --op-library "$PWD/build-gpu/tests/gpu/libaotiplug_test_ops.so" --out "$OUT/gpu_results.json"
 rc=$?
 step "done (exit $rc); results in $OUT/gpu_results.json"
 exit $rc
