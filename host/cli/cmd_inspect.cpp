@@ -108,7 +108,8 @@ std::string cubinArch(const std::string& bytes) {
   if (bytes.size() < sizeof eh) return {};
   std::memcpy(&eh, bytes.data(), sizeof eh);
   if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_machine != EM_CUDA) return {};
-  // Since CUDA 12.8 (ELF ABI version 8) the SM number is in bits 8..15, before in 0..7.
+  // ELF ABI version 8 (nvcc 13.0 here: sm_80 -> e_flags 0x6005004, sm_90 -> 0x6005a04) keeps
+  // the SM number in bits 8..15; older cubins keep it in bits 0..7.
   const unsigned sm = eh.e_ident[EI_ABIVERSION] >= 8 ? (eh.e_flags >> 8) & 0xffu : eh.e_flags & 0xffu;
   return sm == 0 ? std::string() : "sm_" + std::to_string(sm);
 }

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../common/fixtures.h"
+#include "../common/package_edit.h"
 
 #include <aotiplug/package/private_directory.h>
 #include <aotiplug/package/pt2_package.h>
@@ -591,4 +592,27 @@ BOOST_AUTO_TEST_CASE(run_saves_outputs_and_compares_with_expected_ones) {
   const CommandResult missing = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--expected", "/nonexistent/e.pt"});
   BOOST_TEST(missing.exit_code == 1);
   BOOST_TEST(contains(missing.err, "expected outputs file /nonexistent/e.pt cannot be opened"), missing.err);
+}
+
+// A package carrying CUDA kernels: inspect names the architecture they were built for, read
+// from each cubin's ELF header (nvcc builds one for sm_90 where the toolkit is installed).
+boost::test_tools::assertion_result haveCubin(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(std::getenv("AOTIPLUG_TEST_CUBIN") != nullptr);
+  r.message() << "no CUDA toolkit (nvcc) to build a cubin";
+  return r;
+}
+
+BOOST_AUTO_TEST_CASE(inspect_names_the_cuda_architecture_of_a_packages_kernels,
+                     *boost::unit_test::precondition(haveCubin)) {
+  const auto f = aotiplug_test::loadFixture("mlp");
+  aotiplug_test::TempDir dir;
+  const fs::path pt2 = dir.path() / "with_cubin.pt2";
+  aotiplug_test::rewritePackage(f.pt2, pt2, nullptr,
+                                {{"data/aotinductor/model/kernel.cubin",
+                                  aotiplug_test::readFile(std::getenv("AOTIPLUG_TEST_CUBIN"))}});
+  const CommandResult r = runCli({"inspect", pt2.string(), "--no-open", "--json"});
+  BOOST_TEST(r.exit_code == 0, r.err);
+  const auto kernels = parseJson(r)["models"][0]["cuda_kernels"];
+  BOOST_TEST(kernels["count"] == 1);
+  BOOST_TEST(kernels["arches"] == nlohmann::json::array({"sm_90"}), kernels.dump());
 }
