@@ -3,6 +3,7 @@
 
 #include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/detail/op_library_loader.h>
+#include <aotiplug/detail/writer_preferring_mutex.h>
 #include <aotiplug/runner/device.h>
 
 #include <aotiplug/executor/tensor_spec.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <iostream>
 #include <set>
+#include <shared_mutex>
 #include <sstream>
 
 namespace aotiplug {
@@ -20,7 +22,7 @@ AOTIDelegateExecutor::AOTIDelegateExecutor(const std::string& package_path,
                                                   std::shared_ptr<Weights> weights,
                                                   ExecutorConfig config,
                                                   const std::string& model_name)
-    : config_(std::move(config)) {
+    : config_(std::move(config)), generation_mutex_(std::make_unique<WriterPreferringMutex>()) {
   package_ = std::make_unique<Pt2Package>(package_path);
   model_ = &package_->model(model_name);
   if (config_.validateInputs && !model_->spec_problem.empty()) {
@@ -228,7 +230,12 @@ void AOTIDelegateExecutor::commitWeights() {
     throw Error(StatusCode::kFailedPrecondition,
                 "commitWeights: no processed weights to commit (call processWeights first)");
   }
-  runner_->swap_constant_buffer();
+  {
+    // Runs in flight finish first; the runs after the swap see the new generation.
+    std::unique_lock<WriterPreferringMutex> runs(*generation_mutex_);
+    runner_->swap_constant_buffer();
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
   active_weights_ = std::move(pending_weights_);
 }
 
@@ -250,6 +257,27 @@ std::vector<at::Tensor> AOTIDelegateExecutor::run(std::vector<at::Tensor>& input
 }
 
 std::vector<at::Tensor> AOTIDelegateExecutor::run(const std::vector<at::Tensor>& inputs) {
+  std::shared_lock<WriterPreferringMutex> generation(*generation_mutex_);
+  return runChecked(inputs);
+}
+
+std::vector<at::Tensor> AOTIDelegateExecutor::run(const std::vector<at::Tensor>& inputs, RunInfo& info) {
+  std::shared_lock<WriterPreferringMutex> generation(*generation_mutex_);
+  info.weights_generation = generation_.load(std::memory_order_relaxed);
+  return runChecked(inputs);
+}
+
+std::vector<std::vector<at::Tensor>> AOTIDelegateExecutor::runAll(
+    const std::vector<std::vector<at::Tensor>>& input_sets, RunInfo& info) {
+  std::shared_lock<WriterPreferringMutex> generation(*generation_mutex_);
+  info.weights_generation = generation_.load(std::memory_order_relaxed);
+  std::vector<std::vector<at::Tensor>> out;
+  out.reserve(input_sets.size());
+  for (const auto& inputs : input_sets) out.push_back(runChecked(inputs));
+  return out;
+}
+
+std::vector<at::Tensor> AOTIDelegateExecutor::runChecked(const std::vector<at::Tensor>& inputs) {
   const auto& specs = model_->inputs;
   if (!config_.validateInputs || specs.empty()) return checkedOutputs(runner_->run(inputs));
   if (inputs.size() != specs.size()) {

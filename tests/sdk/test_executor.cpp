@@ -11,12 +11,16 @@
 #include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
 
+#include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/equal.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
 
+#include <torch/csrc/jit/serialization/pickle.h>
+
 #include <atomic>
+#include <fstream>
 #include <chrono>
 #include <thread>
 
@@ -166,17 +170,21 @@ BOOST_AUTO_TEST_CASE(concurrent_runs_during_repeated_swaps_see_old_or_new_never_
   Fixture f = loadFixture("mlp");
   AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
   std::atomic<bool> stop{false};
-  std::atomic<long> saw_a{0}, saw_b{0}, mixed{0}, failed{0};
+  std::atomic<long> saw_a{0}, saw_b{0}, mixed{0}, failed{0}, wrong_generation{0};
   std::vector<std::thread> runners;
   for (int t = 0; t < 2; ++t) {
     runners.emplace_back([&] {
       while (!stop.load()) {
         try {
-          const auto out = exec.run(f.inputs);
+          // Even generations run weights a, odd ones b: each run is told which it used.
+          AOTIDelegateExecutor::RunInfo info;
+          const auto out = exec.run(f.inputs, info);
           if (closeTo(out, f.outputs)) {
             ++saw_a;
+            wrong_generation += info.weights_generation % 2 == 0 ? 0 : 1;
           } else if (closeTo(out, f.outputs_b)) {
             ++saw_b;
+            wrong_generation += info.weights_generation % 2 == 1 ? 0 : 1;
           } else {
             ++mixed;
           }
@@ -198,9 +206,58 @@ BOOST_AUTO_TEST_CASE(concurrent_runs_during_repeated_swaps_see_old_or_new_never_
   BOOST_TEST_MESSAGE("swaps: " << swaps << ", runs with a: " << saw_a << ", with b: " << saw_b);
   BOOST_TEST(mixed.load() == 0);
   BOOST_TEST(failed.load() == 0);
+  BOOST_TEST(wrong_generation.load() == 0);
+  BOOST_TEST(exec.weightsGeneration() == static_cast<std::uint64_t>(swaps));
   BOOST_TEST(swaps > 10);
   BOOST_TEST(saw_a.load() > 0);
   BOOST_TEST(saw_b.load() > 0);
+}
+
+BOOST_AUTO_TEST_CASE(run_all_runs_every_set_on_the_same_weights) {
+  Fixture f = loadFixture("dynamic_batch");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  const at::Tensor x = f.extra_inputs[0];
+  AOTIDelegateExecutor::RunInfo info;
+  const auto outs = exec.runAll({{x.narrow(0, 0, 5)}, {x.narrow(0, 5, 8)}}, info);
+  BOOST_TEST(info.weights_generation == 0u);
+  BOOST_TEST_REQUIRE(outs.size() == 2u);
+  aotiplug_test::expectCloseToEager({at::cat({outs[0][0], outs[1][0]})}, f.extra_outputs, "two runs");
+  exec.processWeights(weights(f.weights_b));
+  exec.commitWeights();
+  exec.runAll({{x}}, info);
+  BOOST_TEST(info.weights_generation == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(weights_files_are_read_or_refused_naming_the_file) {
+  Fixture f = loadFixture("mlp");
+  aotiplug_test::TempDir dir;
+  const fs::path good = dir.path() / "state_dict.pt";
+  {
+    c10::Dict<std::string, at::Tensor> dict;
+    for (const auto& [name, t] : f.weights_b) dict.insert(name, t);
+    const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
+    std::ofstream(good, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  const auto loaded = aotiplug::loadWeightsFile(good.string());
+  BOOST_TEST(loaded->size() == f.weights_b.size());
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  exec.processWeights(loaded);
+  exec.commitWeights();
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs_b, "weights read from a file");
+
+  expectError([&] { aotiplug::loadWeightsFile((dir.path() / "missing.pt").string()); }, StatusCode::kNotFound,
+              {"missing.pt", "cannot be opened"});
+  const fs::path text = dir.path() / "notes.txt";
+  std::ofstream(text) << "not a pickle";
+  expectError([&] { aotiplug::loadWeightsFile(text.string()); }, StatusCode::kInvalidArgument,
+              {"notes.txt", "not a torch.save'd file"});
+  const fs::path list = dir.path() / "list.pt";
+  {
+    const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(c10::List<at::Tensor>({at::zeros({2})})));
+    std::ofstream(list, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  expectError([&] { aotiplug::loadWeightsFile(list.string()); }, StatusCode::kInvalidArgument,
+              {"list.pt", "not a dict of tensors"});
 }
 
 BOOST_AUTO_TEST_CASE(weights_outside_the_library_come_from_init_weights) {

@@ -27,7 +27,10 @@
 //    a model compiled without them gets w loaded as its active weights;
 //  - processWeights/commitWeights are serialized against each other; run() may be called
 //    from any number of threads meanwhile, and each run sees either the old or the new
-//    weights, never a mix.
+//    weights, never a mix;
+//  - weightsGeneration() counts the commits; run(inputs, info) tells which generation a
+//    run used (a commit waits for the runs in flight, and runs that start after it see the
+//    new generation).
 //
 // Inputs are checked before the model library sees them, against the specs the package
 // records (aotiplug's packager), or else those derived from the model's generated wrapper
@@ -55,6 +58,8 @@
 
 #include <c10/core/Device.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +67,8 @@
 #include <vector>
 
 namespace aotiplug {
+
+class WriterPreferringMutex;  // detail/writer_preferring_mutex.h
 
 // aotiplug::AOTIDelegateExecutor
 class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
@@ -78,6 +85,22 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
   // The same for a const vector (neither form changes the caller's inputs: converted
   // layouts are copies).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
+
+  // aotiplug::AOTIDelegateExecutor::RunInfo — what one run used.
+  struct RunInfo {
+    std::uint64_t weights_generation = 0;  // see weightsGeneration()
+  };
+  // run(), also saying which weights the run used.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, RunInfo& info);
+  // Runs each input set in turn, all with the same weights (a commit waits for the last):
+  // for one batch split into several runs. Returns the outputs of each run.
+  std::vector<std::vector<at::Tensor>> runAll(const std::vector<std::vector<at::Tensor>>& input_sets,
+                                              RunInfo& info);
+  // How many times commitWeights() has made new weights active: 0 for the weights the
+  // executor started with.
+  std::uint64_t weightsGeneration() const noexcept {
+    return generation_.load(std::memory_order_acquire);
+  }
 
   const Pt2Package& package() const noexcept { return *package_; }
   const PackagedModel& packagedModel() const noexcept { return *model_; }
@@ -102,6 +125,7 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
   ConstantMap toConstantMap(const Weights& weights, bool require_complete);
   void notice(const std::string& text) const;
   std::vector<at::Tensor> checkedOutputs(std::vector<at::Tensor> outputs) const;
+  std::vector<at::Tensor> runChecked(const std::vector<at::Tensor>& inputs);
   bool onDevice(const at::Tensor& t) const noexcept {
     return t.device().type() == run_device_.type() &&
            (!run_device_.has_index() || run_device_.type() == c10::DeviceType::CPU ||
@@ -119,6 +143,9 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
   bool has_folded_constants_ = false;
 
   mutable std::mutex weights_mutex_;
+  // Held shared by runs, exclusively by a commit: so a run knows its generation.
+  std::unique_ptr<WriterPreferringMutex> generation_mutex_;
+  std::atomic<std::uint64_t> generation_{0};
   std::shared_ptr<Weights> active_weights_;
   std::shared_ptr<Weights> pending_weights_;
   std::vector<std::string> ignored_;

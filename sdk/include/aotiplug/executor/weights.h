@@ -9,11 +9,17 @@
 // model on these very tensors (no copy): changing one in place then changes the model's
 // weights, so treat a Weights handed to an executor as read-only.
 //
+// loadWeightsFile reads a set from a file: a torch.save'd dict of tensors by FQN (what
+// `torch.save(module.state_dict(), path)` writes). Compiled into libaotiplug.
+//
 // Thread safety: immutable after construction; safe to share between threads.
+
+#include <aotiplug/detail/export.h>
 
 #include <ATen/Tensor.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,5 +47,10 @@ class Weights {
  private:
   std::map<std::string, at::Tensor> tensors_;
 };
+
+// The weights in a torch.save'd dict of tensors keyed by FQN. Throws Error(kNotFound) when
+// the file cannot be read, Error(kInvalidArgument) naming the file (and the entry) when it
+// is not such a dict.
+AOTIPLUG_API std::shared_ptr<Weights> loadWeightsFile(const std::string& path);
 
 }  // namespace aotiplug
