@@ -25,6 +25,7 @@
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -101,334 +102,402 @@ void copyOut(void* buffer, TRITONSERVER_MemoryType type, std::int64_t id, const 
   at::from_blob(buffer, src.sizes(), at::TensorOptions().dtype(src.scalar_type()).device(device)).copy_(src);
 }
 
-}  // namespace
+std::string inputNames(const ServingConfig& config) {
+  std::string names;
+  for (const auto& t : config.inputs) names += (names.empty() ? "" : ", ") + t.name;
+  return names;
+}
 
-void ServedModel::execute(TRITONBACKEND_ModelInstance* instance, DeviceExecutor& executor,
-                          TRITONBACKEND_Request** requests, std::uint32_t count) noexcept {
-  const std::uint64_t exec_start = nowNs();
-  const bool batching = config_.max_batch_size > 0;
-  const std::string model = "model '" + config_.model + "'";
-  const c10::Device device = executor.runDevice();
-  std::vector<Request> batch(count);
+// One call of ServedModel::execute: the steps above, over one batch of requests.
+class Execution {
+ public:
+  Execution(const ServingConfig& config, const PackageSignature& signature, DeviceExecutor& executor,
+            TRITONBACKEND_ModelInstance* instance)
+      : config_(config), signature_(signature), executor_(executor), instance_(instance),
+        batching_(config.max_batch_size > 0), device_(executor.runDevice()), model_("model '" + config.model + "'") {}
 
-  // 1. Check each request on its own.
-  for (std::uint32_t r = 0; r < count; ++r) {
-    Request& req = batch[r];
-    req.request = requests[r];
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNew(&req.response, req.request)) {
-      logIfFailed(e, model + ": cannot create a response");
-      req.response = nullptr;
-      req.fail(TRITONSERVER_ERROR_INTERNAL, "no response");
-      continue;
-    }
-    try {
-      bool cancelled = false;
-      throwIfFailed(TRITONBACKEND_RequestIsCancelled(req.request, &cancelled), "reading the request");
-      if (cancelled) {
-        req.fail(TRITONSERVER_ERROR_CANCELLED, model + ": the request was cancelled before it ran");
+  void run(TRITONBACKEND_Request** requests, std::uint32_t count) noexcept {
+    exec_start_ = nowNs();
+    requests_.resize(count);
+    for (std::uint32_t r = 0; r < count; ++r) {
+      Request& req = requests_[r];
+      req.request = requests[r];
+      if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNew(&req.response, req.request)) {
+        logIfFailed(e, model_ + ": cannot create a response");
+        req.response = nullptr;
+        req.fail(TRITONSERVER_ERROR_INTERNAL, "no response");
         continue;
       }
-      std::uint32_t n = 0;
-      throwIfFailed(TRITONBACKEND_RequestInputCount(req.request, &n), "reading the request's inputs");
-      if (n != config_.inputs.size()) {
-        std::string names;
-        for (const auto& t : config_.inputs) names += (names.empty() ? "" : ", ") + t.name;
-        throw Error(StatusCode::kInvalidArgument, model + " takes " + std::to_string(config_.inputs.size()) +
-                                                      " input(s) (" + names + "); the request has " + std::to_string(n));
+      guard(req, [&] { check(req); });
+    }
+    for (std::vector<Request*>& group : groups()) {
+      try {
+        runGroup(group);
+      } catch (...) {
+        TritonErrorPtr e(errorFromCurrentException(model_));
+        for (Request* req : group) req->fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
       }
-      req.inputs.resize(config_.inputs.size());
-      bool first = true;
-      for (std::uint32_t i = 0; i < n; ++i) {
-        TRITONBACKEND_Input* input = nullptr;
-        throwIfFailed(TRITONBACKEND_RequestInputByIndex(req.request, i, &input), "reading request input " + std::to_string(i));
-        const char* name = nullptr;
-        TRITONSERVER_DataType type = TRITONSERVER_TYPE_INVALID;
-        const std::int64_t* shape = nullptr;
-        std::uint32_t dims = 0;
-        RequestInput in;
-        in.input = input;
-        throwIfFailed(TRITONBACKEND_InputProperties(input, &name, &type, &shape, &dims, &in.byte_size, &in.buffer_count),
-                      "reading request input " + std::to_string(i));
-        const std::string input_name = name != nullptr ? name : "";
-        const ServedTensor* served = config_.findInput(input_name);
-        if (served == nullptr) {
-          std::string names;
-          for (const auto& t : config_.inputs) names += (names.empty() ? "" : ", ") + t.name;
-          throw Error(StatusCode::kInvalidArgument,
-                      "input '" + input_name + "' is not an input of " + model + " (its inputs: " + names + ")");
-        }
-        const std::string what = "input '" + input_name + "' of " + model;
-        if (req.inputs[served->index].input != nullptr) throw Error(StatusCode::kInvalidArgument, what + " is given twice");
-        if (type != served->type.api) {
-          throw Error(StatusCode::kInvalidArgument,
-                      what + " is " + apiTypeName(type) + (type == TRITONSERVER_TYPE_BYTES ? " (strings)" : "") +
-                          "; the model takes " + served->type.api_name +
-                          (type == TRITONSERVER_TYPE_BYTES ? ": the aotiplug backend serves tensors, not BYTES" : ""));
-        }
-        const TensorSignature& spec = signature_.inputs[served->index];
-        std::uint32_t d0 = 0;
-        if (batching) {
-          if (dims == 0 || shape[0] < 1) {
-            throw Error(StatusCode::kInvalidArgument, what + " has shape " + describe(shape, dims) +
-                                                          ": its first dimension is the batch, at least 1");
-          }
-          if (!first && shape[0] != req.batch) {
-            throw Error(StatusCode::kInvalidArgument, what + " has a batch of " + std::to_string(shape[0]) +
-                                                          ", the request's other inputs " + std::to_string(req.batch));
-          }
-          req.batch = shape[0];
-          d0 = 1;
-        }
-        first = false;
-        in.item_sizes.assign(shape + d0, shape + dims);
-        const std::size_t want_rank = spec.dims.size() - d0;
-        if (served->scalar && in.item_sizes == std::vector<std::int64_t>{1}) in.item_sizes.clear();
-        if (in.item_sizes.size() != want_rank) {
-          throw Error(StatusCode::kInvalidArgument,
-                      what + " has shape " + describe(shape, dims) + "; the model takes " +
-                          std::to_string(want_rank + d0) + " dimension(s)" +
-                          (batching ? " (the first the batch)" : ""));
-        }
-        std::uint64_t elements = batching ? static_cast<std::uint64_t>(req.batch) : 1;
-        for (std::size_t d = 0; d < want_rank; ++d) {
-          const std::int64_t size = in.item_sizes[d];
-          const std::size_t pd = d + d0;
-          const std::int64_t lo = spec.min[pd], hi = spec.max[pd];
-          if (spec.dims[pd] >= 0 ? size != spec.dims[pd] : (size < lo || (hi >= 0 && size > hi))) {
-            throw Error(StatusCode::kInvalidArgument,
-                        what + " has shape " + describe(shape, dims) + "; dimension " + std::to_string(pd) + " must be " +
-                            (spec.dims[pd] >= 0 ? std::to_string(spec.dims[pd])
-                                                : std::to_string(lo) + ".." + (hi >= 0 ? std::to_string(hi) : "")));
-          }
-          elements *= static_cast<std::uint64_t>(size);
-        }
-        const std::uint64_t expected = elements * c10::elementSize(served->type.scalar_type);
-        if (in.byte_size != expected) {
-          throw Error(StatusCode::kInvalidArgument, what + " holds " + std::to_string(in.byte_size) + " bytes; shape " +
-                                                        describe(shape, dims) + " of " + served->type.api_name +
-                                                        " is " + std::to_string(expected));
-        }
-        req.inputs[served->index] = std::move(in);
-      }
-      std::uint32_t outputs = 0;
-      throwIfFailed(TRITONBACKEND_RequestOutputCount(req.request, &outputs), "reading the requested outputs");
-      for (std::uint32_t o = 0; o < outputs; ++o) {
-        const char* name = nullptr;
-        throwIfFailed(TRITONBACKEND_RequestOutputName(req.request, o, &name), "reading a requested output");
-        const ServedTensor* served = config_.findOutput(name != nullptr ? name : "");
-        if (served == nullptr) {
-          throw Error(StatusCode::kInvalidArgument,
-                      "output '" + std::string(name != nullptr ? name : "") + "' is not an output of " + model);
-        }
-        req.outputs.push_back(served);
-      }
-      if (outputs == 0) {
-        for (const ServedTensor& t : config_.outputs) req.outputs.push_back(&t);
-      }
-      std::uint32_t parameters = 0;
-      throwIfFailed(TRITONBACKEND_RequestParameterCount(req.request, &parameters), "reading the request's parameters");
-      for (std::uint32_t p = 0; p < parameters; ++p) {
-        const char* key = nullptr;
-        TRITONSERVER_ParameterType type = TRITONSERVER_PARAMETER_STRING;
-        const void* value = nullptr;
-        throwIfFailed(TRITONBACKEND_RequestParameter(req.request, p, &key, &type, &value), "reading a request parameter");
-        if (key != nullptr && std::strcmp(key, "weights_version") == 0) {
-          if (type != TRITONSERVER_PARAMETER_STRING) {
-            throw Error(StatusCode::kInvalidArgument, "request parameter weights_version must be a string");
-          }
-          req.pinned_version = static_cast<const char*>(value);
-        }
-      }
-      if (!req.pinned_version.empty()) {
-        const std::string active = executor.activeLabel();
-        if (active != req.pinned_version) {
-          throw Error(StatusCode::kUnavailable, model + " serves weights version '" + active +
-                                                    "'; the request asks for '" + req.pinned_version + "'");
-        }
-      }
+    }
+    synchronizeDevice();
+    finish();
+  }
+
+ private:
+  template <class Body>
+  static void guard(Request& req, Body&& body) {
+    try {
+      body();
     } catch (...) {
       TritonErrorPtr e(errorFromCurrentException(""));
       req.fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
     }
   }
 
-  // 2. Group what can run together, gather, run.
-  std::map<std::vector<std::vector<std::int64_t>>, std::vector<Request*>> groups;
-  std::vector<std::vector<Request*>> singles;
-  for (Request& req : batch) {
-    if (req.failed()) continue;
-    if (!batching) {
-      singles.push_back({&req});
-      continue;
+  // 1. One request on its own: cancellation, inputs, outputs asked for, weights pinned.
+  void check(Request& req) {
+    bool cancelled = false;
+    throwIfFailed(TRITONBACKEND_RequestIsCancelled(req.request, &cancelled), "reading the request");
+    if (cancelled) {
+      req.fail(TRITONSERVER_ERROR_CANCELLED, model_ + ": the request was cancelled before it ran");
+      return;
     }
-    std::vector<std::vector<std::int64_t>> key;
-    for (const RequestInput& in : req.inputs) key.push_back(in.item_sizes);
-    groups[key].push_back(&req);
+    std::uint32_t n = 0;
+    throwIfFailed(TRITONBACKEND_RequestInputCount(req.request, &n), "reading the request's inputs");
+    if (n != config_.inputs.size()) {
+      throw Error(StatusCode::kInvalidArgument, model_ + " takes " + std::to_string(config_.inputs.size()) +
+                                                    " input(s) (" + inputNames(config_) + "); the request has " +
+                                                    std::to_string(n));
+    }
+    req.inputs.resize(config_.inputs.size());
+    for (std::uint32_t i = 0; i < n; ++i) readInput(req, i);
+    readOutputs(req);
+    readParameters(req);
   }
-  for (auto& [key, members] : groups) singles.push_back(members);
 
-  struct BatchRun {
-    std::uint64_t size, compute_start, compute_end;
-  };
-  std::vector<BatchRun> runs;
-  for (std::vector<Request*>& group : singles) {
-    try {
-      std::int64_t rows = 0;
-      for (Request* req : group) rows += req->batch;
-      const std::vector<PlannedRun> plan =
-          batching ? planRuns(rows, signature_.batch_min, signature_.batch_max) : std::vector<PlannedRun>{{0, 1, 0}};
-      const std::int64_t padding = plan.size() == 1 ? plan.front().padding : 0;
-      std::vector<at::Tensor> inputs;
-      for (std::size_t k = 0; k < config_.inputs.size(); ++k) {
-        const c10::ScalarType dtype = config_.inputs[k].type.scalar_type;
-        std::vector<std::int64_t> sizes = group.front()->inputs[k].item_sizes;
-        if (batching) sizes.insert(sizes.begin(), rows + padding);
-        const RequestInput& first = group.front()->inputs[k];
-        if (group.size() == 1 && padding == 0 && first.buffer_count == 1) {
-          const void* buffer = nullptr;
-          std::uint64_t size = 0;
-          TRITONSERVER_MemoryType type = device.is_cpu() ? TRITONSERVER_MEMORY_CPU : TRITONSERVER_MEMORY_GPU;
-          std::int64_t id = device.is_cpu() ? 0 : device.index();
-          throwIfFailed(TRITONBACKEND_InputBuffer(first.input, 0, &buffer, &size, &type, &id), "reading an input buffer");
-          const bool here = device.is_cpu() ? type != TRITONSERVER_MEMORY_GPU
-                                            : type == TRITONSERVER_MEMORY_GPU && id == device.index();
-          // Inductor's kernels may assume 16-byte aligned inputs: others are copied.
-          if (here && reinterpret_cast<std::uintptr_t>(buffer) % 16 == 0) {
-            inputs.push_back(at::from_blob(const_cast<void*>(buffer), sizes,
-                                           at::TensorOptions().dtype(dtype).device(device)));
-            continue;
-          }
-        }
-        at::Tensor gathered = at::empty(sizes, at::TensorOptions().dtype(dtype).device(device));
-        std::size_t offset = 0;
-        for (Request* req : group) {
-          const RequestInput& in = req->inputs[k];
-          if (in.buffer_count > 1) {
-            logVerbose(model + ": input '" + config_.inputs[k].name + "' arrived in " + std::to_string(in.buffer_count) +
-                       " buffers");
-          }
-          for (std::uint32_t b = 0; b < in.buffer_count; ++b) {
-            const void* buffer = nullptr;
-            std::uint64_t size = 0;
-            TRITONSERVER_MemoryType type = TRITONSERVER_MEMORY_CPU;
-            std::int64_t id = 0;
-            throwIfFailed(TRITONBACKEND_InputBuffer(in.input, b, &buffer, &size, &type, &id), "reading an input buffer");
-            if (offset + size > gathered.nbytes()) {
-              throw Error(StatusCode::kInvalidArgument, "input '" + config_.inputs[k].name + "' holds more bytes than its shape");
-            }
-            copyIn(gathered, offset, buffer, size, type, id);
-            offset += size;
-          }
-        }
-        if (padding > 0) gathered.narrow(0, rows, padding).zero_();
-        inputs.push_back(std::move(gathered));
+  void readInput(Request& req, std::uint32_t i) {
+    TRITONBACKEND_Input* input = nullptr;
+    throwIfFailed(TRITONBACKEND_RequestInputByIndex(req.request, i, &input), "reading request input " + std::to_string(i));
+    const char* name = nullptr;
+    TRITONSERVER_DataType type = TRITONSERVER_TYPE_INVALID;
+    const std::int64_t* shape = nullptr;
+    std::uint32_t dims = 0;
+    RequestInput in;
+    in.input = input;
+    throwIfFailed(TRITONBACKEND_InputProperties(input, &name, &type, &shape, &dims, &in.byte_size, &in.buffer_count),
+                  "reading request input " + std::to_string(i));
+    const std::string input_name = name != nullptr ? name : "";
+    const ServedTensor* served = config_.findInput(input_name);
+    if (served == nullptr) {
+      throw Error(StatusCode::kInvalidArgument,
+                  "input '" + input_name + "' is not an input of " + model_ + " (its inputs: " + inputNames(config_) + ")");
+    }
+    const std::string what = "input '" + input_name + "' of " + model_;
+    if (req.inputs[served->index].input != nullptr) throw Error(StatusCode::kInvalidArgument, what + " is given twice");
+    if (type != served->type.api) {
+      const bool bytes = type == TRITONSERVER_TYPE_BYTES;
+      throw Error(StatusCode::kInvalidArgument,
+                  what + " is " + apiTypeName(type) + (bytes ? " (strings)" : "") + "; the model takes " +
+                      served->type.api_name + (bytes ? ": the aotiplug backend serves tensors, not BYTES" : ""));
+    }
+    const TensorSignature& spec = signature_.inputs[served->index];
+    std::uint32_t d0 = 0;
+    if (batching_) {
+      if (dims == 0 || shape[0] < 1) {
+        throw Error(StatusCode::kInvalidArgument,
+                    what + " has shape " + describe(shape, dims) + ": its first dimension is the batch, at least 1");
       }
+      const bool first = std::all_of(req.inputs.begin(), req.inputs.end(), [](const RequestInput& r) { return r.input == nullptr; });
+      if (!first && shape[0] != req.batch) {
+        throw Error(StatusCode::kInvalidArgument, what + " has a batch of " + std::to_string(shape[0]) +
+                                                      ", the request's other inputs " + std::to_string(req.batch));
+      }
+      req.batch = shape[0];
+      d0 = 1;
+    }
+    in.item_sizes.assign(shape + d0, shape + dims);
+    const std::size_t want_rank = spec.dims.size() - d0;
+    if (served->scalar && in.item_sizes == std::vector<std::int64_t>{1}) in.item_sizes.clear();
+    if (in.item_sizes.size() != want_rank) {
+      throw Error(StatusCode::kInvalidArgument, what + " has shape " + describe(shape, dims) + "; the model takes " +
+                                                    std::to_string(want_rank + d0) + " dimension(s)" +
+                                                    (batching_ ? " (the first the batch)" : ""));
+    }
+    std::uint64_t elements = batching_ ? static_cast<std::uint64_t>(req.batch) : 1;
+    for (std::size_t d = 0; d < want_rank; ++d) {
+      const std::int64_t size = in.item_sizes[d];
+      const std::size_t pd = d + d0;
+      const std::int64_t lo = spec.min[pd], hi = spec.max[pd];
+      if (spec.dims[pd] >= 0 ? size != spec.dims[pd] : (size < lo || (hi >= 0 && size > hi))) {
+        throw Error(StatusCode::kInvalidArgument,
+                    what + " has shape " + describe(shape, dims) + "; dimension " + std::to_string(pd) + " must be " +
+                        (spec.dims[pd] >= 0 ? std::to_string(spec.dims[pd])
+                                            : std::to_string(lo) + ".." + (hi >= 0 ? std::to_string(hi) : "")));
+      }
+      elements *= static_cast<std::uint64_t>(size);
+    }
+    const std::uint64_t expected = elements * c10::elementSize(served->type.scalar_type);
+    if (in.byte_size != expected) {
+      throw Error(StatusCode::kInvalidArgument, what + " holds " + std::to_string(in.byte_size) + " bytes; shape " +
+                                                    describe(shape, dims) + " of " + served->type.api_name + " is " +
+                                                    std::to_string(expected));
+    }
+    req.inputs[served->index] = std::move(in);
+  }
 
-      std::vector<std::vector<at::Tensor>> sets;
-      for (const PlannedRun& run : plan) {
-        if (!batching || plan.size() == 1) {
-          sets.push_back(inputs);
-          continue;
+  void readOutputs(Request& req) {
+    std::uint32_t outputs = 0;
+    throwIfFailed(TRITONBACKEND_RequestOutputCount(req.request, &outputs), "reading the requested outputs");
+    for (std::uint32_t o = 0; o < outputs; ++o) {
+      const char* name = nullptr;
+      throwIfFailed(TRITONBACKEND_RequestOutputName(req.request, o, &name), "reading a requested output");
+      const ServedTensor* served = config_.findOutput(name != nullptr ? name : "");
+      if (served == nullptr) {
+        throw Error(StatusCode::kInvalidArgument,
+                    "output '" + std::string(name != nullptr ? name : "") + "' is not an output of " + model_);
+      }
+      req.outputs.push_back(served);
+    }
+    if (outputs == 0) {
+      for (const ServedTensor& t : config_.outputs) req.outputs.push_back(&t);
+    }
+  }
+
+  void readParameters(Request& req) {
+    std::uint32_t parameters = 0;
+    throwIfFailed(TRITONBACKEND_RequestParameterCount(req.request, &parameters), "reading the request's parameters");
+    for (std::uint32_t p = 0; p < parameters; ++p) {
+      const char* key = nullptr;
+      TRITONSERVER_ParameterType type = TRITONSERVER_PARAMETER_STRING;
+      const void* value = nullptr;
+      throwIfFailed(TRITONBACKEND_RequestParameter(req.request, p, &key, &type, &value), "reading a request parameter");
+      if (key == nullptr || std::strcmp(key, "weights_version") != 0) continue;
+      if (type != TRITONSERVER_PARAMETER_STRING) {
+        throw Error(StatusCode::kInvalidArgument, "request parameter weights_version must be a string");
+      }
+      req.pinned_version = static_cast<const char*>(value);
+    }
+    // Refused before it runs when other weights are active (and after, should a commit
+    // come in between).
+    if (!req.pinned_version.empty()) checkVersion(req, executor_.activeLabel(), "serves");
+  }
+
+  void checkVersion(const Request& req, const std::string& version, const char* verb) const {
+    if (!req.pinned_version.empty() && req.pinned_version != version) {
+      throw Error(StatusCode::kUnavailable, model_ + " " + verb + " weights version '" + version +
+                                                "'; the request asks for '" + req.pinned_version + "'");
+    }
+  }
+
+  // 2. What can run together: with batching, requests whose inputs agree beyond
+  // dimension 0; without, each request on its own.
+  std::vector<std::vector<Request*>> groups() {
+    std::vector<std::vector<Request*>> out;
+    std::map<std::vector<std::vector<std::int64_t>>, std::size_t> index;
+    for (Request& req : requests_) {
+      if (req.failed()) continue;
+      if (!batching_) {
+        out.push_back({&req});
+        continue;
+      }
+      std::vector<std::vector<std::int64_t>> key;
+      for (const RequestInput& in : req.inputs) key.push_back(in.item_sizes);
+      auto [it, added] = index.emplace(std::move(key), out.size());
+      if (added) out.emplace_back();
+      out[it->second].push_back(&req);
+    }
+    return out;
+  }
+
+  // The group's input `k` as one tensor on the device: the request's own buffer where it
+  // can be used in place, else its buffers (and the group's) copied one after another.
+  at::Tensor gather(const std::vector<Request*>& group, std::size_t k, std::int64_t rows, std::int64_t padding) {
+    const c10::ScalarType dtype = config_.inputs[k].type.scalar_type;
+    std::vector<std::int64_t> sizes = group.front()->inputs[k].item_sizes;
+    if (batching_) sizes.insert(sizes.begin(), rows + padding);
+    const RequestInput& first = group.front()->inputs[k];
+    if (group.size() == 1 && padding == 0 && first.buffer_count == 1) {
+      const void* buffer = nullptr;
+      std::uint64_t size = 0;
+      TRITONSERVER_MemoryType type = device_.is_cpu() ? TRITONSERVER_MEMORY_CPU : TRITONSERVER_MEMORY_GPU;
+      std::int64_t id = device_.is_cpu() ? 0 : device_.index();
+      throwIfFailed(TRITONBACKEND_InputBuffer(first.input, 0, &buffer, &size, &type, &id), "reading an input buffer");
+      const bool here = device_.is_cpu() ? type != TRITONSERVER_MEMORY_GPU
+                                         : type == TRITONSERVER_MEMORY_GPU && id == device_.index();
+      // Inductor's kernels may assume 16-byte aligned inputs: others are copied.
+      if (here && reinterpret_cast<std::uintptr_t>(buffer) % 16 == 0) {
+        return at::from_blob(const_cast<void*>(buffer), sizes, at::TensorOptions().dtype(dtype).device(device_));
+      }
+    }
+    at::Tensor gathered = at::empty(sizes, at::TensorOptions().dtype(dtype).device(device_));
+    std::size_t offset = 0;
+    for (Request* req : group) {
+      const RequestInput& in = req->inputs[k];
+      if (in.buffer_count > 1) {
+        logVerbose(model_ + ": input '" + config_.inputs[k].name + "' arrived in " + std::to_string(in.buffer_count) +
+                   " buffers");
+      }
+      for (std::uint32_t b = 0; b < in.buffer_count; ++b) {
+        const void* buffer = nullptr;
+        std::uint64_t size = 0;
+        TRITONSERVER_MemoryType type = TRITONSERVER_MEMORY_CPU;
+        std::int64_t id = 0;
+        throwIfFailed(TRITONBACKEND_InputBuffer(in.input, b, &buffer, &size, &type, &id), "reading an input buffer");
+        if (offset + size > gathered.nbytes()) {
+          throw Error(StatusCode::kInvalidArgument, "input '" + config_.inputs[k].name + "' holds more bytes than its shape");
         }
+        copyIn(gathered, offset, buffer, size, type, id);
+        offset += size;
+      }
+    }
+    if (padding > 0) gathered.narrow(0, rows, padding).zero_();
+    return gathered;
+  }
+
+  // 2-3. Gather, run (split or padded to the package's range, all on one weights
+  // generation), and give each request its rows of each output.
+  void runGroup(const std::vector<Request*>& group) {
+    std::int64_t rows = 0;
+    for (Request* req : group) rows += req->batch;
+    const std::vector<PlannedRun> plan =
+        batching_ ? planRuns(rows, signature_.batch_min, signature_.batch_max) : std::vector<PlannedRun>{{0, 1, 0}};
+    const std::int64_t padding = plan.size() == 1 ? plan.front().padding : 0;
+    std::vector<at::Tensor> inputs;
+    for (std::size_t k = 0; k < config_.inputs.size(); ++k) inputs.push_back(gather(group, k, rows, padding));
+    std::vector<std::vector<at::Tensor>> sets;
+    if (plan.size() == 1) {
+      sets.push_back(std::move(inputs));
+    } else {
+      for (const PlannedRun& run : plan) {
         std::vector<at::Tensor> slice;
         for (const at::Tensor& t : inputs) slice.push_back(t.narrow(0, run.offset, run.size));
         sets.push_back(std::move(slice));
       }
-      const std::uint64_t compute_start = nowNs();
-      AOTIDelegateExecutor::RunInfo info;
-      std::vector<std::vector<at::Tensor>> results = executor.executor().runAll(sets, info);
-      const std::uint64_t compute_end = nowNs();
-      runs.push_back({static_cast<std::uint64_t>(batching ? rows : 1), compute_start, compute_end});
-      const std::string version = executor.label(info.weights_generation);
+    }
 
-      // 3. Each request's rows of each output.
-      std::vector<at::Tensor> outputs;
-      const std::size_t declared = signature_.outputs.size();
-      for (std::size_t o = 0; o < declared; ++o) {
-        if (results.size() == 1) {
-          outputs.push_back(padding > 0 ? results.front()[o].narrow(0, 0, rows) : results.front()[o]);
-        } else {
-          std::vector<at::Tensor> parts;
-          for (const auto& r : results) parts.push_back(r[o]);
-          outputs.push_back(at::cat(parts, 0));
-        }
+    const std::uint64_t compute_start = nowNs();
+    AOTIDelegateExecutor::RunInfo info;
+    const std::vector<std::vector<at::Tensor>> results = executor_.executor().runAll(sets, info);
+    const std::uint64_t compute_end = nowNs();
+    batches_.push_back({static_cast<std::uint64_t>(batching_ ? rows : 1), compute_start, compute_end});
+    const std::string version = executor_.label(info.weights_generation);
+
+    std::vector<at::Tensor> outputs;
+    for (std::size_t o = 0; o < signature_.outputs.size(); ++o) {
+      if (results.size() == 1) {
+        outputs.push_back(padding > 0 ? results.front()[o].narrow(0, 0, rows) : results.front()[o]);
+      } else {
+        std::vector<at::Tensor> parts;
+        for (const auto& r : results) parts.push_back(r[o]);
+        outputs.push_back(at::cat(parts, 0));
       }
-      std::int64_t offset = 0;
-      for (Request* req : group) {
-        try {
-          if (!req->pinned_version.empty() && req->pinned_version != version) {
-            throw Error(StatusCode::kUnavailable, model + " served weights version '" + version +
-                                                      "'; the request asks for '" + req->pinned_version + "'");
-          }
-          for (const ServedTensor* out : req->outputs) {
-            const at::Tensor& full = outputs[out->index];
-            if (!full.defined()) throw Error(StatusCode::kInternal, "output '" + out->name + "' of " + model + " is None");
-            if (full.scalar_type() != out->type.scalar_type) {
-              throw Error(StatusCode::kInternal, "output '" + out->name + "' of " + model + " is " +
-                                                     c10::getDtypeNames(full.scalar_type()).first + ", the config says " +
-                                                     out->type.config_name);
-            }
-            const at::Tensor rows_of = batching ? full.narrow(0, offset, req->batch) : full;
-            std::vector<std::int64_t> shape = rows_of.sizes().vec();
-            if (out->scalar) shape.push_back(1);
-            TRITONBACKEND_Output* output = nullptr;
-            throwIfFailed(TRITONBACKEND_ResponseOutput(req->response, &output, out->name.c_str(), out->type.api,
-                                                       shape.data(), static_cast<std::uint32_t>(shape.size())),
-                          "making output '" + out->name + "'");
-            void* buffer = nullptr;
-            TRITONSERVER_MemoryType type = device.is_cpu() ? TRITONSERVER_MEMORY_CPU : TRITONSERVER_MEMORY_GPU;
-            std::int64_t id = device.is_cpu() ? 0 : device.index();
-            throwIfFailed(TRITONBACKEND_OutputBuffer(output, &buffer, rows_of.nbytes(), &type, &id),
-                          "allocating output '" + out->name + "'");
-            copyOut(buffer, type, id, rows_of);
-          }
-          req->version = version;
-          req->compute_start = compute_start;
-          req->compute_end = compute_end;
-        } catch (...) {
-          TritonErrorPtr e(errorFromCurrentException(""));
-          req->fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
+    }
+    std::int64_t offset = 0;
+    for (Request* req : group) {
+      guard(*req, [&] {
+        checkVersion(*req, version, "served");
+        for (const ServedTensor* out : req->outputs) {
+          respond(*req, *out, batching_ ? outputs[out->index].narrow(0, offset, req->batch) : outputs[out->index]);
         }
-        offset += req->batch;
-      }
-    } catch (...) {
-      TritonErrorPtr e(errorFromCurrentException(model));
-      for (Request* req : group) req->fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
+        req->version = version;
+        req->compute_start = compute_start;
+        req->compute_end = compute_end;
+      });
+      offset += req->batch;
     }
   }
 
+  // 3. One output of one request, into the buffer Triton gives (on the device where it can).
+  void respond(Request& req, const ServedTensor& out, const at::Tensor& value) {
+    if (!value.defined()) throw Error(StatusCode::kInternal, "output '" + out.name + "' of " + model_ + " is None");
+    if (value.scalar_type() != out.type.scalar_type) {
+      throw Error(StatusCode::kInternal, "output '" + out.name + "' of " + model_ + " is " +
+                                             c10::getDtypeNames(value.scalar_type()).first + ", the config says " +
+                                             out.type.config_name);
+    }
+    std::vector<std::int64_t> shape = value.sizes().vec();
+    if (out.scalar) shape.push_back(1);
+    TRITONBACKEND_Output* output = nullptr;
+    throwIfFailed(TRITONBACKEND_ResponseOutput(req.response, &output, out.name.c_str(), out.type.api, shape.data(),
+                                               static_cast<std::uint32_t>(shape.size())),
+                  "making output '" + out.name + "'");
+    void* buffer = nullptr;
+    TRITONSERVER_MemoryType type = device_.is_cpu() ? TRITONSERVER_MEMORY_CPU : TRITONSERVER_MEMORY_GPU;
+    std::int64_t id = device_.is_cpu() ? 0 : device_.index();
+    throwIfFailed(TRITONBACKEND_OutputBuffer(output, &buffer, value.nbytes(), &type, &id),
+                  "allocating output '" + out.name + "'");
+    copyOut(buffer, type, id, value);
+  }
+
   // Output copies on a GPU may still be queued on the device's stream.
-  if (!device.is_cpu()) {
+  void synchronizeDevice() noexcept {
+    if (device_.is_cpu()) return;
     try {
-      c10::impl::VirtualGuardImpl guard(device.type());
-      guard.getStream(device).synchronize();
+      c10::impl::VirtualGuardImpl guard(device_.type());
+      guard.getStream(device_).synchronize();
     } catch (...) {
-      TritonErrorPtr e(errorFromCurrentException(model + ": synchronizing " + device.str()));
-      for (Request& req : batch) req.fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
+      TritonErrorPtr e(errorFromCurrentException(model_ + ": synchronizing " + device_.str()));
+      for (Request& req : requests_) req.fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
     }
   }
 
   // 4. Answer, report, release.
-  const std::uint64_t exec_end = nowNs();
-  for (Request& req : batch) {
-    if (req.response != nullptr) {
-      if (!req.failed()) {
-        logIfFailed(TRITONBACKEND_ResponseSetStringParameter(req.response, "weights_version", req.version.c_str()),
-                    model + ": setting weights_version");
+  void finish() noexcept {
+    const std::uint64_t exec_end = nowNs();
+    for (Request& req : requests_) {
+      if (req.response != nullptr) {
+        if (!req.failed()) {
+          logIfFailed(TRITONBACKEND_ResponseSetStringParameter(req.response, "weights_version", req.version.c_str()),
+                      model_ + ": setting weights_version");
+        }
+        logIfFailed(TRITONBACKEND_ResponseSend(req.response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, req.error.get()),
+                    model_ + ": sending a response");
       }
-      logIfFailed(TRITONBACKEND_ResponseSend(req.response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, req.error.get()),
-                  model + ": sending a response");
+      logIfFailed(TRITONBACKEND_ModelInstanceReportStatistics(instance_, req.request, !req.failed(), exec_start_,
+                                                              req.compute_start, req.compute_end, exec_end),
+                  model_ + ": reporting statistics");
+      logIfFailed(TRITONBACKEND_RequestRelease(req.request, TRITONSERVER_REQUEST_RELEASE_ALL),
+                  model_ + ": releasing a request");
     }
-    logIfFailed(TRITONBACKEND_ModelInstanceReportStatistics(instance, req.request, !req.failed(), exec_start,
-                                                            req.compute_start, req.compute_end, exec_end),
-                model + ": reporting statistics");
-    logIfFailed(TRITONBACKEND_RequestRelease(req.request, TRITONSERVER_REQUEST_RELEASE_ALL),
-                model + ": releasing a request");
+    for (const Batch& b : batches_) {
+      logIfFailed(TRITONBACKEND_ModelInstanceReportBatchStatistics(instance_, b.rows, exec_start_, b.compute_start,
+                                                                   b.compute_end, exec_end),
+                  model_ + ": reporting batch statistics");
+    }
   }
-  for (const BatchRun& run : runs) {
-    logIfFailed(TRITONBACKEND_ModelInstanceReportBatchStatistics(instance, run.size, exec_start, run.compute_start,
-                                                                 run.compute_end, exec_end),
-                model + ": reporting batch statistics");
+
+  struct Batch {
+    std::uint64_t rows, compute_start, compute_end;
+  };
+  const ServingConfig& config_;
+  const PackageSignature& signature_;
+  DeviceExecutor& executor_;
+  TRITONBACKEND_ModelInstance* instance_;
+  const bool batching_;
+  const c10::Device device_;
+  const std::string model_;
+  std::uint64_t exec_start_ = 0;
+  std::vector<Request> requests_;
+  std::vector<Batch> batches_;
+};
+
+}  // namespace
+
+void ServedModel::execute(TRITONBACKEND_ModelInstance* instance, DeviceExecutor& executor,
+                          TRITONBACKEND_Request** requests, std::uint32_t count) noexcept {
+  try {
+    Execution(config_, signature_, executor, instance).run(requests, count);
+  } catch (...) {  // only allocating the execution's state can throw here
+    for (std::uint32_t r = 0; r < count; ++r) {
+      TRITONBACKEND_Response* response = nullptr;
+      if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNew(&response, requests[r])) {
+        logIfFailed(e, "model '" + name() + "': cannot create a response");
+      } else {
+        TritonErrorPtr error(errorFromCurrentException("model '" + name() + "'"));
+        logIfFailed(TRITONBACKEND_ResponseSend(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, error.get()),
+                    "model '" + name() + "': sending a response");
+      }
+      logIfFailed(TRITONBACKEND_RequestRelease(requests[r], TRITONSERVER_REQUEST_RELEASE_ALL), "releasing a request");
+    }
   }
 }
 
