@@ -455,8 +455,8 @@ class Serving(unittest.TestCase):
         self.assertRegex(metrics, r'aotiplug_weight_commits\{model="packaged",version="1"\} [2-9]')
 
     def test_statistics_reach_triton(self):
-        before = self.http.get_inference_statistics("static")["model_stats"][0]
         d = fixture_data("mlp")
+        before = self.http.get_inference_statistics("static")["model_stats"][0]
         for _ in range(3):
             self.http.infer("static", [http_input("x", d["inputs"][0].numpy())])
         after = self.http.get_inference_statistics("static")["model_stats"][0]
@@ -482,6 +482,17 @@ class Serving(unittest.TestCase):
         self.assertTrue(self.http.is_model_ready("static"))
         r = self.http.infer("static", [http_input("x", d["inputs"][0].numpy())])
         np.testing.assert_allclose(r.as_numpy("mul"), d["outputs"][0].numpy(), rtol=1e-4, atol=1e-5)
+        # A new version in the repository: a reload serves it (Triton's default policy: the
+        # latest), and the old one goes.
+        os.makedirs(os.path.join(self.repo, "static", "2"))
+        os.link(os.path.join(self.repo, "static", "1", "model.pt2"), os.path.join(self.repo, "static", "2", "model.pt2"))
+        self.http.load_model("static")
+        self.assertEqual(self.http.get_model_metadata("static")["versions"], ["2"])
+        self.assertTrue(self.http.is_model_ready("static", "2"))
+        self.assertFalse(self.http.is_model_ready("static", "1"))
+        r = self.http.infer("static", [http_input("x", d["inputs"][0].numpy())], model_version="2")
+        np.testing.assert_allclose(r.as_numpy("mul"), d["outputs"][0].numpy(), rtol=1e-4, atol=1e-5)
+        self.assertIn("version 2", control(self.http, "status", "static")["status"])
         self.assertServerReady()
 
     def test_contradicting_configs_are_refused_naming_the_field(self):

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
 namespace aotiplug::triton {
 
 BackendSettings parseBackendSettings(const std::string& json, const std::string& default_plugin_dir) {
@@ -20,7 +22,9 @@ BackendSettings parseBackendSettings(const std::string& json, const std::string&
   auto cmdline = config.find("cmdline");
   if (cmdline == config.end() || !cmdline->is_object()) return s;
   if (auto dir = cmdline->find("plugin-dir"); dir != cmdline->end() && dir->is_string()) {
-    s.plugin_dir = dir->get<std::string>();
+    // Typed on the server's command line: relative to where the server was started (the
+    // plugin loader itself takes absolute paths only).
+    s.plugin_dir = std::filesystem::absolute(dir->get<std::string>()).lexically_normal().string();
   }
   if (auto mbs = cmdline->find("default-max-batch-size"); mbs != cmdline->end() && mbs->is_string()) {
     try {
