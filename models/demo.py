@@ -6,6 +6,7 @@ package carries its sample input and PyTorch eager's outputs for it, so the demo
 that the compiled model agrees with eager.
 
     python models/demo.py --out demo.pt2
+    python models/demo.py --out demo.pt2 --max-batch 64   # dimension 0 a batch of 1..64 (./dev serve)
 """
 import argparse
 import os
@@ -47,12 +48,17 @@ def build():
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="where to write the .pt2")
+    parser.add_argument("--max-batch", type=int, default=0,
+                        help="compile dimension 0 as a dynamic batch of 1..N (default: static)")
     args = parser.parse_args()
     from aotiplug import package_model
 
     model, inputs = build()
+    dynamic = None
+    if args.max_batch > 0:
+        dynamic = {"image": {0: torch.export.Dim("batch", min=1, max=args.max_batch)}}
     tmp = os.path.splitext(args.out)[0] + ".partial.pt2"
-    package_model(model, inputs, tmp)
+    package_model(model, inputs, tmp, dynamic_shapes=dynamic)
     os.replace(tmp, args.out)
     print(f"wrote {args.out}")
     return 0

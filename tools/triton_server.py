@@ -42,6 +42,17 @@ def server_library() -> str:
     return libs[0]
 
 
+def port_is_free(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def free_ports(count: int) -> list[int]:
     socks = []
     try:
@@ -104,9 +115,11 @@ class TritonServer:
             cmd.append("--log-verbose=1")
         return cmd + list(self.extra_args)
 
-    def start(self, timeout: float = 120.0) -> "TritonServer":
+    def start(self, timeout: float = 120.0, ports: tuple[int, int, int] | None = None) -> "TritonServer":
+        """Starts the server and waits until it is ready. `ports` (HTTP, gRPC, metrics) are
+        tried first when given; otherwise, and on a port taken meanwhile, free ones."""
         for attempt in range(3):
-            self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
+            self.http_port, self.grpc_port, self.metrics_port = ports if ports and attempt == 0 else free_ports(3)
             env = dict(os.environ, **(self.env or {}))
             with open(self.log_path, "ab") as log:
                 log.write(("\n== " + " ".join(self.command()) + "\n").encode())
