@@ -1,12 +1,14 @@
 """Prepare what the GPU check needs but the GPU machines lack: Boost, nlohmann-json and
-libelf headers.
+libelf headers, and the Triton server's wheel.
 
 The GPU machines have torch, meson and ninja but no Boost and no network. The SDK needs only
 header-only libraries there (Boost.DLL, nlohmann-json); the host library (the plugin loader)
 also needs libelf, whose runtime (libelf.so.1) the machines have but not its headers. So
 this script copies exactly the headers the GPU build includes — found by asking the compiler (`-M`) on every translation
 unit of a `-Dgpu_check=true` build — into build-gpu-inputs/include (about 2 MB), to travel
-with the working tree. Run it here (Debian, with the packages), then tests/gpu/run.sh there.
+with the working tree. The nvidia-pytriton wheel (requirements-server.txt; 55 MB) goes into
+build-gpu-inputs/wheels, for the Triton backend's GPU check. Run it here (Debian, with the
+packages), then tests/gpu/run.sh there.
 
     .venv/bin/python tests/gpu/prepare_inputs.py
 """
@@ -117,6 +119,14 @@ def main() -> int:
         print("still taken from the system:", *leaked[:10], sep="\n  ")
         return 1
     print("complete: the GPU build takes every Boost, nlohmann and libelf header from", OUT)
+
+    # The Triton server for the backend's GPU check (run.sh unpacks it there).
+    wheels = os.path.join(ROOT, "build-gpu-inputs", "wheels")
+    os.makedirs(wheels, exist_ok=True)
+    if not any(n.startswith("nvidia_pytriton-") for n in os.listdir(wheels)):
+        run([python, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+             "-r", os.path.join(ROOT, "requirements-server.txt"), "-d", wheels])
+    print("the Triton server's wheel:", *os.listdir(wheels))
     return 0
 
 

@@ -6,7 +6,10 @@
 # small CUDA model with that machine's torch, runs it through the host pieces and the CUDA
 # plugin, checks against eager on the GPU, times run() against upstream's
 # AOTIModelContainerRunnerCuda, hot-swaps weights on the GPU, and writes everything to
-# $OUT/gpu_results.json (plus the log, $OUT/gpu_log.txt). Exit 0 when every check passed.
+# $OUT/gpu_results.json (plus the log, $OUT/gpu_log.txt). Then, with the nvidia-pytriton wheel
+# among the inputs, it serves the CUDA package from a real tritonserver through the aotiplug
+# backend (tests/gpu/triton_check.py -> $OUT/triton_gpu_results.json). Exit 0 when every
+# check passed.
 set -uo pipefail
 cd "$(dirname "$(readlink -f "$0")")/../.."
 OUT=${OUT:-$PWD/build-gpu/out}
@@ -38,6 +41,16 @@ else
   echo "libelf: none on this machine (the plugins are loaded with plain dlopen)"
 fi
 
+# The Triton server for the backend's GPU check: the nvidia-pytriton wheel that travelled
+# with the inputs (prepare_inputs.py), unpacked here; meson finds it through PYTHONPATH.
+WHEEL=$(ls build-gpu-inputs/wheels/nvidia_pytriton-*.whl 2>/dev/null | head -n 1)
+if [ -n "$WHEEL" ]; then
+  rm -rf build-gpu/pytriton && mkdir -p build-gpu && "$PY" -m zipfile -e "$WHEEL" build-gpu/pytriton || exit 1
+  chmod +x build-gpu/pytriton/pytriton/tritonserver/bin/tritonserver
+  export PYTHONPATH=$PWD/build-gpu/pytriton${PYTHONPATH:+:$PYTHONPATH}
+  echo "tritonserver: from $WHEEL"
+fi
+
 step "configure and build (meson + ninja)"
 rm -rf build-gpu/meson-private build-gpu/build.ninja
 # ISA-L and Zydis are not on the GPU machines, and their headers do not travel: the CRC
@@ -67,5 +80,16 @@ build-gpu/tests/gpu/gpu_check --plugins build-gpu/plugins --package build-gpu/gp
   --extern build-gpu/gpu-model/extern.pt2 --extern-data build-gpu/gpu-model/extern.data.pt \
   --op-library "$PWD/build-gpu/tests/gpu/libaotiplug_test_ops.so" --out "$OUT/gpu_results.json"
 rc=$?
-step "done (exit $rc); results in $OUT/gpu_results.json"
+
+if [ -f build-gpu/triton/aotiplug/libtriton_aotiplug.so ]; then
+  step "the Triton backend on the GPU (KIND_GPU, CUDA shared memory, batching, weight swap)"
+  "$PY" tests/gpu/triton_check.py --backends build-gpu/triton --plugins "$PWD/build-gpu/plugins" \
+    --package build-gpu/gpu-model/plain.pt2 --data build-gpu/gpu-model/model.data.pt \
+    --out "$OUT/triton_gpu_results.json"
+  trc=$?
+  [ "$rc" -eq 0 ] && rc=$trc
+else
+  step "no Triton backend built (no nvidia-pytriton wheel in build-gpu-inputs/wheels): its GPU check did not run"
+fi
+step "done (exit $rc); results in $OUT/gpu_results.json and $OUT/triton_gpu_results.json"
 exit $rc
