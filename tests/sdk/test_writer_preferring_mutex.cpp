@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Unit tests of aotiplug::WriterPreferringMutex: exclusion under mixed load, a waiting
-// writer holding off new readers, writers not starved by a stream of readers, try-locks.
+// writer holding off new readers, writers not starved by a stream of readers, readers not
+// starved by a writer that takes the lock again and again, try-locks.
 #define BOOST_TEST_MODULE writer_preferring_mutex
 #include <boost/test/unit_test.hpp>
 
@@ -100,6 +101,27 @@ BOOST_AUTO_TEST_CASE(writers_are_not_starved_by_a_stream_of_readers) {
   for (auto& th : readers) th.join();
   BOOST_TEST(writes == 200);
   BOOST_TEST(reads_before >= 1000);
+}
+
+BOOST_AUTO_TEST_CASE(readers_a_writer_held_back_come_in_before_the_next_writer) {
+  // A thread that takes the lock exclusively again and again (weights swapped in a loop)
+  // must not re-take it before the readers it held back have come in.
+  WriterPreferringMutex m;
+  for (int round = 0; round < 50; ++round) {
+    m.lock();
+    std::atomic<bool> in{false};
+    std::thread reader([&] {
+      std::shared_lock<WriterPreferringMutex> lock(m);
+      in = true;
+    });
+    while (m.waitingReaders() == 0) std::this_thread::yield();  // asleep behind the writer
+    m.unlock();
+    m.lock();  // the same writer again, at once
+    BOOST_TEST(in.load(), "round " << round << ": the writer re-took the lock before the waiting reader came in");
+    m.unlock();
+    reader.join();
+  }
+  BOOST_TEST(m.waitingReaders() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(try_locks_fail_while_the_other_kind_is_held) {

@@ -21,9 +21,15 @@
 // until the count drains. Both are read-modify-writes of the same word, so one of the two
 // always sees the other: the reader backs out, or the writer waits for it.
 //
+// Writers do not starve readers either (phase fairness): readers that a writer held back
+// get in before the next writer does. Without this, a thread that takes the lock
+// exclusively again and again (weights swapped in a loop) re-took it before the woken
+// readers ran: measured 7 swaps per run, run() p99 3.6x steady. A writer therefore first
+// waits until the readers sleeping in lockSharedSlow have come in (they stay counted as
+// waiting until they have), then sets its bit.
+//
 // Meets the SharedMutex requirements (use with std::shared_lock / std::unique_lock).
-// Not recursive. Writers may starve readers (writer preference). Thread safety: it is a
-// mutex.
+// Not recursive. Thread safety: it is a mutex.
 
 #include <atomic>
 #include <condition_variable>
@@ -61,6 +67,11 @@ class WriterPreferringMutex {
 
   void lock() {
     writers_.lock();  // one writer at a time; the others queue here
+    {
+      // The readers a previous writer held back come in first.
+      std::unique_lock<std::mutex> lock(waiting_);
+      changed_.wait(lock, [&] { return waiting_readers_ == 0; });
+    }
     const std::uint32_t before = state_.fetch_or(kWriter, std::memory_order_acq_rel);
     if ((before & kReaders) != 0) {
       std::unique_lock<std::mutex> lock(waiting_);
@@ -69,6 +80,13 @@ class WriterPreferringMutex {
   }
   bool try_lock() {
     if (!writers_.try_lock()) return false;
+    {
+      std::lock_guard<std::mutex> lock(waiting_);
+      if (waiting_readers_ != 0) {
+        writers_.unlock();
+        return false;
+      }
+    }
     std::uint32_t expected = 0;
     if (state_.compare_exchange_strong(expected, kWriter, std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
@@ -87,20 +105,31 @@ class WriterPreferringMutex {
     writers_.unlock();
   }
 
+  // Readers sleeping in lockSharedSlow; for tests and diagnostics.
+  std::uint32_t waitingReaders() const {
+    std::lock_guard<std::mutex> lock(waiting_);
+    return waiting_readers_;
+  }
+
  private:
   static constexpr std::uint32_t kWriter = std::uint32_t{1} << 31;
   static constexpr std::uint32_t kReaders = kWriter - 1;
 
-  // A writer holds or wants the lock: back out, sleep until it is done, try again.
+  // A writer holds or wants the lock: back out, sleep until it is done, try again. Counted
+  // as waiting until in, so that no new writer sets its bit before this reader has come in.
   void lockSharedSlow() {
+    unlock_shared();  // wakes the writer if it was waiting for this count alone
+    std::unique_lock<std::mutex> lock(waiting_);
+    ++waiting_readers_;
     for (;;) {
-      unlock_shared();  // wakes the writer if it was waiting for this count alone
-      {
-        std::unique_lock<std::mutex> lock(waiting_);
-        changed_.wait(lock, [&] { return (state_.load(std::memory_order_acquire) & kWriter) == 0; });
-      }
-      if ((state_.fetch_add(1, std::memory_order_acquire) & kWriter) == 0) return;
+      changed_.wait(lock, [&] { return (state_.load(std::memory_order_acquire) & kWriter) == 0; });
+      const std::uint32_t before = state_.fetch_add(1, std::memory_order_acquire);
+      if ((before & kWriter) == 0) break;
+      // A writer that had looked before this reader counted itself: its turn, then ours.
+      const std::uint32_t was = state_.fetch_sub(1, std::memory_order_release);
+      if ((was & kReaders) == 1) changed_.notify_all();  // it may be waiting for this count
     }
+    if (--waiting_readers_ == 0) changed_.notify_all();  // a writer may wait for us to come in
   }
   // Taking waiting_ orders this wake-up after a waiter's check of the state: a waiter either
   // saw the new state or is already asleep and gets the notification.
@@ -111,8 +140,9 @@ class WriterPreferringMutex {
 
   std::atomic<std::uint32_t> state_{0};
   std::mutex writers_;
-  std::mutex waiting_;
+  mutable std::mutex waiting_;
   std::condition_variable changed_;
+  std::uint32_t waiting_readers_ = 0;  // under waiting_
 };
 
 }  // namespace aotiplug
