@@ -6,10 +6,13 @@
 //
 // Construction: opens the package (Pt2Package), picks the model (the only one, or the
 // named one), extracts its files into a private directory (mode 0700, removed with the
-// executor, also when construction fails; the first executor of a process also removes
-// the directories hosts that died left in the same place), and creates the runner through the typed
-// registry for the device the package records (AOTI_DEVICE_KEY) unless the config names
-// another. num_models = ExecutorConfig::maxNumConcurrentThreads. Weights stored outside
+// last executor using it, also when construction fails; the first executor of a process
+// also removes the directories hosts that died left in the same place), and creates the
+// runner through the typed registry for the device the package records (AOTI_DEVICE_KEY)
+// unless the config names another. Executors of one process that open the same unchanged
+// file (and model, and extraction place) share the opened package and its extracted files:
+// a second one neither reads the archive nor extracts it again, and its runner maps the
+// library already mapped. num_models = ExecutorConfig::maxNumConcurrentThreads. Weights stored outside
 // the model library (a weights blob, or data/weights/) are loaded; otherwise the weights
 // given to the constructor or to initWeights() are used for a model compiled without them.
 //
@@ -20,8 +23,9 @@
 //  - processWeights(w): validates every weight (name, dtype, sizes, device — the message
 //    names the weight) and that none the model needs is missing, then loads the set into
 //    the inactive buffer (in place, without a copy, where the model library supports
-//    user-managed buffers) and folds it (when the model has folded constants). A refused
-//    set leaves the active weights untouched;
+//    user-managed buffers; then read once, on the CPU, so that the first run on them
+//    finds them in the cache) and folds it (when the model has folded constants). A
+//    refused set leaves the active weights untouched;
 //  - commitWeights(): makes the processed set active (a swap that waits for runs in flight);
 //  - initWeights(w): a model whose weights are inside its .so keeps them (as upstream);
 //    a model compiled without them gets w loaded as its active weights;
@@ -69,6 +73,9 @@
 namespace aotiplug {
 
 class WriterPreferringMutex;  // detail/writer_preferring_mutex.h
+namespace detail {
+struct OpenedModel;  // the package and the files extracted from it, shared (sdk/src)
+}  // namespace detail
 
 // aotiplug::AOTIDelegateExecutor
 class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
@@ -102,7 +109,7 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
     return generation_.load(std::memory_order_acquire);
   }
 
-  const Pt2Package& package() const noexcept { return *package_; }
+  const Pt2Package& package() const noexcept;
   const PackagedModel& packagedModel() const noexcept { return *model_; }
   const ModelInfo& modelInfo() const noexcept { return runner_->info(); }
   ModelContainerRunner& runner() noexcept { return *runner_; }
@@ -110,7 +117,7 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
   // "cuda:0"): "cuda" from the package is resolved when the runner is created.
   const std::string& device() const noexcept { return device_; }
   // The extraction directory (exists while the executor lives).
-  const std::string& extractionDirectory() const noexcept { return directory_->path(); }
+  const std::string& extractionDirectory() const noexcept;
   // FQNs of the last processed set that matched no model constant.
   std::vector<std::string> ignoredWeights() const;
   // Whether a processed set waits for commitWeights().
@@ -126,6 +133,8 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
   void notice(const std::string& text) const;
   std::vector<at::Tensor> checkedOutputs(std::vector<at::Tensor> outputs) const;
   std::vector<at::Tensor> runChecked(const std::vector<at::Tensor>& inputs);
+  // Reads weights just handed over in place once, so the first run on them finds them cached.
+  void warmInCache(const ConstantMap& constants) const;
   bool onDevice(const at::Tensor& t) const noexcept {
     return t.device().type() == run_device_.type() &&
            (!run_device_.has_index() || run_device_.type() == c10::DeviceType::CPU ||
@@ -133,9 +142,8 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
   }
 
   ExecutorConfig config_;
-  std::unique_ptr<Pt2Package> package_;
+  std::shared_ptr<const detail::OpenedModel> opened_;  // the package, its extracted files: after runner_
   const PackagedModel* model_ = nullptr;
-  std::unique_ptr<PrivateDirectory> directory_;   // destroyed after runner_
   std::unique_ptr<ModelContainerRunner> runner_;
   std::string device_;
   c10::Device run_device_{c10::DeviceType::CPU};  // device_, parsed
@@ -146,6 +154,7 @@ class AOTIPLUG_API AOTIDelegateExecutor final : public DelegateExecutor {
   // Held shared by runs, exclusively by a commit: so a run knows its generation.
   std::unique_ptr<WriterPreferringMutex> generation_mutex_;
   std::atomic<std::uint64_t> generation_{0};
+  mutable std::atomic<unsigned char> warm_sink_{0};
   std::shared_ptr<Weights> active_weights_;
   std::shared_ptr<Weights> pending_weights_;
   std::vector<std::string> ignored_;
