@@ -260,6 +260,43 @@ BOOST_AUTO_TEST_CASE(weights_files_are_read_or_refused_naming_the_file) {
               {"list.pt", "not a dict of tensors"});
 }
 
+BOOST_AUTO_TEST_CASE(executors_of_one_unchanged_package_share_its_extraction) {
+  Fixture f = loadFixture("mlp");
+  aotiplug_test::TempDir dir;
+  const fs::path pkg = dir.path() / "m.pt2";
+  fs::copy_file(f.pt2, pkg);
+  std::string shared_dir;
+  {
+    AOTIDelegateExecutor first(pkg.string(), nullptr, quiet());
+    AOTIDelegateExecutor second(pkg.string(), nullptr, quiet());
+    shared_dir = first.extractionDirectory();
+    BOOST_TEST(second.extractionDirectory() == shared_dir);
+    BOOST_TEST(&first.package() == &second.package());
+    {
+      ExecutorConfig elsewhere = quiet();
+      elsewhere.extractionDir = dir.str();  // another place: its own extraction
+      AOTIDelegateExecutor third(pkg.string(), nullptr, elsewhere);
+      BOOST_TEST(third.extractionDirectory() != shared_dir);
+      aotiplug_test::expectCloseToEager(third.run(f.inputs), f.outputs, "third");
+    }
+    // Each has its own container: weights swapped in one are not the other's.
+    first.processWeights(weights(f.weights_b));
+    first.commitWeights();
+    aotiplug_test::expectCloseToEager(first.run(f.inputs), f.outputs_b, "first, swapped");
+    aotiplug_test::expectCloseToEager(second.run(f.inputs), f.outputs, "second, not swapped");
+    {
+      AOTIDelegateExecutor gone(pkg.string(), nullptr, quiet());
+    }
+    BOOST_TEST(fs::exists(shared_dir), "the files stay while an executor uses them");
+    // The same path with other contents (a new file in its place) is opened afresh.
+    fs::remove(pkg);
+    fs::copy_file(f.pt2, pkg);
+    AOTIDelegateExecutor replaced(pkg.string(), nullptr, quiet());
+    BOOST_TEST(replaced.extractionDirectory() != shared_dir);
+  }
+  BOOST_TEST(!fs::exists(shared_dir), "removed with the last executor using it");
+}
+
 BOOST_AUTO_TEST_CASE(weights_outside_the_library_come_from_init_weights) {
   Fixture f = loadFixture("weights_outside");
   {
