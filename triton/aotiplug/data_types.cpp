@@ -51,4 +51,9 @@ const char* apiTypeName(TRITONSERVER_DataType type) noexcept {
   return "<invalid>";
 }
 
+std::string torchTypeName(c10::ScalarType type) {
+  // A pair of std::string or of std::string_view, depending on the LibTorch version.
+  return std::string(c10::getDtypeNames(type).first);
+}
+
 }  // namespace aotiplug::triton

@@ -32,4 +32,7 @@ std::optional<DataType> dataTypeFromConfigName(const std::string& name) noexcept
 // "FP32", "BYTES", "<invalid>": for messages about what a request sent.
 const char* apiTypeName(TRITONSERVER_DataType type) noexcept;
 
+// torch's name of a ScalarType ("float32", "bfloat16"), for messages about a package.
+std::string torchTypeName(c10::ScalarType type);
+
 }  // namespace aotiplug::triton

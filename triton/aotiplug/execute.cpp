@@ -411,7 +411,7 @@ class Execution {
     if (!value.defined()) throw Error(StatusCode::kInternal, "output '" + out.name + "' of " + model_ + " is None");
     if (value.scalar_type() != out.type.scalar_type) {
       throw Error(StatusCode::kInternal, "output '" + out.name + "' of " + model_ + " is " +
-                                             c10::getDtypeNames(value.scalar_type()).first + ", the config says " +
+                                             torchTypeName(value.scalar_type()) + ", the config says " +
                                              out.type.config_name);
     }
     std::vector<std::int64_t> shape = value.sizes().vec();

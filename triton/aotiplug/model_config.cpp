@@ -36,7 +36,7 @@ std::string nameList(const std::vector<TensorSignature>& tensors) {
 
 std::string typeName(c10::ScalarType type) {
   auto t = dataTypeOf(type);
-  return c10::getDtypeNames(type).first + (t ? std::string(" (") + t->config_name + ")" : std::string());
+  return torchTypeName(type) + (t ? std::string(" (") + t->config_name + ")" : std::string());
 }
 
 // The dims a config states for `tensor`: without the batch dimension when batching.
