@@ -213,7 +213,7 @@ ManifestReadResult readManifest(int fd) {
   return parse(elf.get(), size);
 }
 
-std::vector<std::string> runpathDependencies(int fd, const std::string& origin) {
+std::vector<std::string> runpathDependencies(int fd, const std::string& origin, TrustMemo* memo) {
   initLibelf();
   std::vector<std::string> needed, dirs;
   std::unique_ptr<Elf, ElfCloser> elf(elf_begin(fd, ELF_C_READ, nullptr));
@@ -263,6 +263,13 @@ std::vector<std::string> runpathDependencies(int fd, const std::string& origin) 
     }
     for (const std::string& dir : dirs) {
       const std::string candidate = dir + "/" + name;
+      if (memo != nullptr) {
+        if (const std::string& resolved = memo->resolvedFile(candidate); !resolved.empty()) {
+          out.push_back(resolved);
+          break;
+        }
+        continue;
+      }
       struct stat st {};
       if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         char resolved[PATH_MAX];

@@ -41,21 +41,28 @@ TrustCheck checkStat(const struct stat& st, const std::string& path, const char*
   return {};
 }
 
-TrustCheck checkOne(const std::string& path, const char* what, bool sticky_ok) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    return {std::string(what) + " " + path + ": " + std::strerror(errno), path};
+TrustCheck checkOne(const std::string& path, const char* what, bool sticky_ok, TrustMemo* memo) {
+  struct stat own {};
+  int error = 0;
+  const struct stat* st = &own;
+  if (memo != nullptr) {
+    const auto& found = memo->lstat(path);
+    error = found.first;
+    st = &found.second;
+  } else if (::lstat(path.c_str(), &own) != 0) {
+    error = errno;
   }
-  return checkStat(st, path, what, sticky_ok);
+  if (error != 0) return {std::string(what) + " " + path + ": " + std::strerror(error), path};
+  return checkStat(*st, path, what, sticky_ok);
 }
 
 // Every directory strictly above `resolved` (a path without symlinks), nearest first.
-TrustCheck checkAncestors(const std::string& resolved) {
+TrustCheck checkAncestors(const std::string& resolved, TrustMemo* memo) {
   std::string dir = resolved;
   while (dir.size() > 1) {
     const auto slash = dir.find_last_of('/');
     dir = slash == 0 ? "/" : dir.substr(0, slash);
-    if (TrustCheck c = checkOne(dir, "directory", /*sticky_ok=*/true); !c.ok()) {
+    if (TrustCheck c = checkOne(dir, "directory", /*sticky_ok=*/true, memo); !c.ok()) {
       c.reason += " (it is above " + resolved + ")";
       return c;
     }
@@ -74,18 +81,43 @@ std::string resolve(const std::string& path, std::string* error) {
 
 }  // namespace
 
-TrustCheck checkTrustedDirectory(const std::string& directory, const char* what) {
+const std::pair<int, struct stat>& TrustMemo::lstat(const std::string& path) {
+  auto it = stats_.find(path);
+  if (it != stats_.end()) return it->second;
+  std::pair<int, struct stat> found{0, {}};
+  if (::lstat(path.c_str(), &found.second) != 0) found.first = errno;
+  return stats_.emplace(path, found).first->second;
+}
+
+const std::string& TrustMemo::resolvedFile(const std::string& path) {
+  auto it = resolved_.find(path);
+  if (it != resolved_.end()) return it->second;
+  std::string resolved;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    char buffer[PATH_MAX];
+    resolved = ::realpath(path.c_str(), buffer) != nullptr ? std::string(buffer) : path;
+  }
+  return resolved_.emplace(path, std::move(resolved)).first->second;
+}
+
+const std::string* TrustMemo::verdict(const std::string& path) const {
+  auto it = verdicts_.find(path);
+  return it == verdicts_.end() ? nullptr : &it->second;
+}
+
+TrustCheck checkTrustedDirectory(const std::string& directory, const char* what, TrustMemo* memo) {
   std::string error;
   const std::string resolved = resolve(directory, &error);
   if (resolved.empty()) return {std::string(what) + " " + directory + ": " + error, directory};
-  if (TrustCheck c = checkOne(resolved, what, /*sticky_ok=*/false); !c.ok()) {
+  if (TrustCheck c = checkOne(resolved, what, /*sticky_ok=*/false, memo); !c.ok()) {
     if (resolved != directory) c.reason += " (resolved from " + directory + ")";
     return c;
   }
-  return checkAncestors(resolved);
+  return checkAncestors(resolved, memo);
 }
 
-TrustCheck checkTrustedFile(int fd, const std::string& path, const char* what) {
+TrustCheck checkTrustedFile(int fd, const std::string& path, const char* what, TrustMemo* memo) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return {std::string(what) + " " + path + ": " + std::strerror(errno), path};
   if (TrustCheck c = checkStat(st, path, what, /*sticky_ok=*/false); !c.ok()) return c;
@@ -94,11 +126,17 @@ TrustCheck checkTrustedFile(int fd, const std::string& path, const char* what) {
   const auto slash = path.find_last_of('/');
   const std::string parent = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
   const std::string role = std::string("directory of the ") + what;
-  if (TrustCheck c = checkOne(parent, role.c_str(), /*sticky_ok=*/false); !c.ok()) return c;
-  return checkAncestors(parent);
+  if (TrustCheck c = checkOne(parent, role.c_str(), /*sticky_ok=*/false, memo); !c.ok()) return c;
+  return checkAncestors(parent, memo);
 }
 
-std::string checkTrustedPath(const std::string& path, const char* what) {
+std::string checkTrustedPath(const std::string& path, const char* what, TrustMemo* memo) {
+  if (memo != nullptr) {
+    if (const std::string* known = memo->verdict(path)) return *known;
+    std::string reason = checkTrustedPath(path, what, nullptr);
+    memo->remember(path, reason);
+    return reason;
+  }
   std::string error;
   const std::string resolved = resolve(path, &error);
   if (resolved.empty()) return std::string(what) + " " + path + ": " + error;

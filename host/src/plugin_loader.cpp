@@ -224,7 +224,8 @@ PluginRecord& PluginLoader::rememberLocked(PluginRecord r) {
 
 std::vector<PluginRecord> PluginLoader::loadManyLocked(const std::vector<std::string>& paths) {
   std::vector<Candidate> checked;
-  for (const std::string& p : paths) checked.push_back(checkLocked(p));
+  TrustMemo memo;  // the directories these plugins share are checked once for all of them
+  for (const std::string& p : paths) checked.push_back(checkLocked(p, &memo));
   // Step 3: the plugins that passed, in a child process first.
   std::vector<std::string> to_scan;
   for (const Candidate& c : checked) {
@@ -260,7 +261,7 @@ std::vector<PluginRecord> PluginLoader::loadManyLocked(const std::vector<std::st
   return out;
 }
 
-PluginLoader::Candidate PluginLoader::checkLocked(const std::string& requested) {
+PluginLoader::Candidate PluginLoader::checkLocked(const std::string& requested, TrustMemo* memo) {
   Candidate c;
   PluginRecord& record = c.record;
   record.path = requested;
@@ -298,7 +299,7 @@ PluginLoader::Candidate PluginLoader::checkLocked(const std::string& requested) 
     return c;
   }
   if (options_.require_trusted_paths) {
-    const TrustCheck trust = checkTrustedFile(c.fd, record.path, "plugin file");
+    const TrustCheck trust = checkTrustedFile(c.fd, record.path, "plugin file", memo);
     if (!trust.ok()) {
       record = rejected(record, PluginProblem::kUntrusted, trust.reason, trust.path);
       return c;
@@ -324,8 +325,8 @@ PluginLoader::Candidate PluginLoader::checkLocked(const std::string& requested) 
   // What it brings along from its own search path runs with it.
   if (options_.require_trusted_paths) {
     const std::string origin = fs::path(record.path).parent_path().string();
-    for (const std::string& dependency : runpathDependencies(c.fd, origin)) {
-      std::string why = checkTrustedPath(dependency, "library");
+    for (const std::string& dependency : runpathDependencies(c.fd, origin, memo)) {
+      std::string why = checkTrustedPath(dependency, "library", memo);
       if (!why.empty()) {
         record = rejected(record, PluginProblem::kUntrusted,
                           why + " (a library the plugin takes from its RUNPATH)", dependency);

@@ -52,7 +52,7 @@ FileKey fileKey(const std::string& path) {
     key.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     if (key.size == 0) {
       key.ok = true;
-    } else if (void* p = ::mmap(nullptr, key.size, PROT_READ, MAP_PRIVATE, fd, 0); p != MAP_FAILED) {
+    } else if (void* p = ::mmap(nullptr, key.size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0); p != MAP_FAILED) {
       key.crc = detail::crc32(0, p, key.size);
       ::munmap(p, key.size);
       key.ok = true;

@@ -109,6 +109,36 @@ BOOST_AUTO_TEST_CASE(every_directory_above_counts) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_memo_gives_the_same_verdicts_and_lives_for_one_batch) {
+  Dir d;
+  const std::string middle = d.path + "/middle";
+  const std::string plugins = middle + "/plugins";
+  fs::create_directories(plugins);
+  const std::string a = makeFile(plugins + "/liba.so", 0755);
+  const std::string b = makeFile(plugins + "/libb.so", 0666);
+  auto fileCheck = [](const std::string& path, aotiplug::TrustMemo* memo) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const aotiplug::TrustCheck c = aotiplug::checkTrustedFile(fd, path, "plugin", memo);
+    ::close(fd);
+    return c.reason;
+  };
+  {
+    aotiplug::TrustMemo memo;
+    for (int i = 0; i < 2; ++i) {  // the second time from the memo
+      BOOST_TEST(fileCheck(a, &memo) == fileCheck(a, nullptr));
+      BOOST_TEST(fileCheck(b, &memo) == fileCheck(b, nullptr));  // the file's own mode, not remembered
+      BOOST_TEST(aotiplug::checkTrustedPath(b, "library", &memo) == aotiplug::checkTrustedPath(b, "library"));
+      BOOST_TEST(memo.resolvedFile(plugins + "/../plugins/liba.so") == a);
+      BOOST_TEST(memo.resolvedFile(plugins + "/missing.so").empty());
+    }
+    BOOST_TEST(fileCheck(a, &memo).empty());
+  }
+  // A directory made unsafe after one batch is seen by the next (a new memo).
+  ::chmod(middle.c_str(), 0777);
+  aotiplug::TrustMemo next;
+  BOOST_TEST(contains(fileCheck(a, &next), middle + " is writable by others"));
+}
+
 BOOST_AUTO_TEST_CASE(symlinks_are_resolved_before_the_check) {
   Dir d;
   const std::string real = makeFile(d.path + "/real.so", 0666);

@@ -10,6 +10,7 @@
 //
 // Thread safety: the functions are reentrant. Ownership: results are plain values.
 
+#include <aotiplug/host/path_trust.h>
 #include <aotiplug/plugin/manifest.h>
 
 #include <cstddef>
@@ -49,7 +50,8 @@ ManifestReadResult readManifest(int fd);
 // directories, $ORIGIN replaced by `origin` (the directory of the file), first match
 // wins; names found nowhere there (left to the system's trusted directories) are not
 // listed. Empty when the file cannot be read.
-std::vector<std::string> runpathDependencies(int fd, const std::string& origin);
+// `memo` (path_trust.h) keeps the resolutions for the other plugins of a batch.
+std::vector<std::string> runpathDependencies(int fd, const std::string& origin, TrustMemo* memo = nullptr);
 
 // Reads the manifest of an ELF image held in memory (used by the fuzzer and by tools).
 ManifestReadResult readManifestFromMemory(const void* data, std::size_t size);

@@ -33,6 +33,7 @@
 // Thread safety: all member functions may be called concurrently (they are serialized);
 // runners created from loaded plugins may be used from any thread.
 
+#include <aotiplug/host/path_trust.h>
 #include <aotiplug/host/plugin_record.h>
 #include <aotiplug/host/plugin_scan.h>
 #include <aotiplug/plugin/manifest.h>
@@ -129,8 +130,9 @@ class PluginLoader {
  private:
   struct Loaded;
   struct Candidate;
-  // Steps 1 and 2 (nothing of the plugin runs): the candidate, or its rejection.
-  Candidate checkLocked(const std::string& path);
+  // Steps 1 and 2 (nothing of the plugin runs): the candidate, or its rejection. `memo`
+  // keeps what the trust checks of one batch of candidates found.
+  Candidate checkLocked(const std::string& path, TrustMemo* memo);
   // Steps 4 and 5, for a candidate that passed (and, when scanning, came through it).
   PluginRecord loadCheckedLocked(Candidate& candidate);
   std::vector<PluginRecord> loadManyLocked(const std::vector<std::string>& paths);
