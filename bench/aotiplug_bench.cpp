@@ -3,8 +3,8 @@
 // run, on the same .pt2 files. Writes one JSON file (bench/plot.py draws it).
 //
 //   aotiplug-bench --models DIR --plugins DIR --bench-plugin LIB --out results.json [--quick]
-//                  [--only per_call,open,swap,throughput,plugin_scan]
-//   aotiplug-bench --models DIR --plugins DIR --profile ours|runner|upstream|open|open-upstream
+//                  [--only per_call,open,swap,throughput,plugin_scan,serve_inprocess]
+//   aotiplug-bench --models DIR --plugins DIR --profile ours|runner|upstream|open|open-upstream|scan
 //                  [--iters N]
 //
 // 1. per-call run(): our executor (+ CPU plugin) vs upstream's AOTIModelContainerRunnerCpu
@@ -13,13 +13,15 @@
 // 3. weight hot swap: run() latency while another thread swaps, vs steady state; memory a
 //    swap adds, ours vs upstream's copying path;
 // 4. throughput with 1 and 2 threads, 1 and 2 model instances;
-// 5. scanning and loading a directory of 100 plugins.
+// 5. scanning and loading a directory of 100 plugins;
+// 6. (serve_inprocess, for bench/serving.py) the executor on the serving models per batch size.
 // Timings are per call (steady_clock), reported as median and spread (p10/p90, p99).
 #include <aotiplug/executor/aoti_delegate_executor.h>
 #include <aotiplug/host/plugin_loader.h>
 #include <aotiplug/plugin/manifest.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/randn.h>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/csrc/inductor/aoti_runner/model_container_runner_cpu.h>
@@ -140,35 +142,50 @@ json perCall(const Args& a, const std::string& name, int rounds, int block, int 
 }
 
 // ---- 2. open -> first output ----
+// First opens (nothing of the package open in the process), then second opens (one
+// executor, or one upstream loader, already open on it: another Triton instance, a reload).
 json openToFirstOutput(const Args& a, const std::string& name, int reps) {
   const fs::path pkg = a.models / (name + ".pt2");
   const Data data = loadData(a.models / (name + ".data.pt"));
-  std::vector<double> ours, theirs;
-  auto openOurs = [&](bool keep) {
-    const auto t0 = Clock::now();
-    aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());
-    exec.run(data.inputs);
-    if (keep) ours.push_back(us(Clock::now() - t0) / 1000.0);
-  };
-  auto openUpstream = [&](bool keep) {
-    const auto t0 = Clock::now();
-    torch::inductor::AOTIModelPackageLoader loader(pkg.string());
-    loader.run(data.inputs);
-    if (keep) theirs.push_back(us(Clock::now() - t0) / 1000.0);
-  };
-  // The first round warms the page cache and is dropped; the order alternates, so neither
-  // side always goes first. Closing (the destructors) is not timed.
-  for (int r = 0; r < reps + 1; ++r) {
-    if (r % 2 == 0) {
-      openOurs(r > 0);
-      openUpstream(r > 0);
-    } else {
-      openUpstream(true);
-      openOurs(true);
+  auto rounds = [&](std::vector<double>& ours, std::vector<double>& theirs) {
+    auto openOurs = [&](bool keep) {
+      const auto t0 = Clock::now();
+      aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());
+      exec.run(data.inputs);
+      if (keep) ours.push_back(us(Clock::now() - t0) / 1000.0);
+    };
+    auto openUpstream = [&](bool keep) {
+      const auto t0 = Clock::now();
+      torch::inductor::AOTIModelPackageLoader loader(pkg.string());
+      loader.run(data.inputs);
+      if (keep) theirs.push_back(us(Clock::now() - t0) / 1000.0);
+    };
+    // The first round warms the page cache and is dropped; the order alternates, so neither
+    // side always goes first. Closing (the destructors) is not timed.
+    for (int r = 0; r < reps + 1; ++r) {
+      if (r % 2 == 0) {
+        openOurs(r > 0);
+        openUpstream(r > 0);
+      } else {
+        openUpstream(true);
+        openOurs(true);
+      }
     }
+  };
+  std::vector<double> ours, theirs, ours2, theirs2;
+  rounds(ours, theirs);
+  {
+    aotiplug::AOTIDelegateExecutor resident(pkg.string(), nullptr, quietConfig());
+    torch::inductor::AOTIModelPackageLoader resident_upstream(pkg.string());
+    resident.run(data.inputs);
+    resident_upstream.run(data.inputs);
+    rounds(ours2, theirs2);
   }
   json j = {{"ours_ms", stats(ours)}, {"upstream_ms", stats(theirs)}};
   j["ratio"] = j["ours_ms"]["median"].get<double>() / j["upstream_ms"]["median"].get<double>();
+  json second = {{"ours_ms", stats(ours2)}, {"upstream_ms", stats(theirs2)}};
+  second["ratio"] = second["ours_ms"]["median"].get<double>() / second["upstream_ms"]["median"].get<double>();
+  j["second_open"] = second;
   return j;
 }
 
@@ -200,17 +217,26 @@ json swapLatency(const Args& a, const std::string& name, double seconds) {
         }
       });
     }
-    std::vector<double> lat;
+    // Each run's latency, and apart: the runs that were the first on newly committed
+    // weights (their generation differs from the run before), and the others.
+    std::vector<double> lat, first_after_swap, same_weights;
+    std::uint64_t previous = exec.weightsGeneration();
     const auto until = Clock::now() + std::chrono::duration<double>(seconds);
     while (Clock::now() < until) {
+      aotiplug::AOTIDelegateExecutor::RunInfo info;
       const auto t0 = Clock::now();
-      exec.run(data.inputs);
-      lat.push_back(us(Clock::now() - t0));
+      exec.run(data.inputs, info);
+      const double t = us(Clock::now() - t0);
+      lat.push_back(t);
+      (info.weights_generation != previous ? first_after_swap : same_weights).push_back(t);
+      previous = info.weights_generation;
     }
     stop = true;
     if (swapper.joinable()) swapper.join();
     json j = stats(lat);
     j["swaps"] = swaps.load();
+    j["first_run_after_a_swap_us"] = stats(first_after_swap);
+    j["runs_on_the_same_weights_us"] = stats(same_weights);
     if (swapping) {
       j["process_weights_us"] = stats(process_us);
       j["commit_weights_us"] = stats(commit_us);
@@ -301,8 +327,37 @@ json throughput(const Args& a, const std::string& name, double seconds) {
           {"scaling_2x2_vs_1x1", out[2]["runs_per_s"].get<double>() / out[0]["runs_per_s"].get<double>()}};
 }
 
+// ---- 6. serving, anchor B: the executor in-process on the batches a server forms ----
+// run() of the serving models (dimension 0 a batch) at each batch size, padded to the
+// smallest the package accepts as the Triton backend pads it; bench/serving.py weighs these
+// by the batch sizes the server ran.
+json servingInProcess(const Args& a, const std::string& name, int reps) {
+  const fs::path pkg = a.models / (name + ".pt2");
+  const Data data = loadData(a.models / (name + ".data.pt"));
+  aotiplug::AOTIDelegateExecutor exec(pkg.string(), nullptr, quietConfig());
+  const aotiplug::TensorSpec& spec = exec.packagedModel().inputs.at(0);
+  const std::int64_t smallest = std::max<std::int64_t>(spec.min.at(0), 1);
+  json out = {{"batch_min", smallest}, {"batch_max", spec.max.at(0)}, {"run_us", json::object()}};
+  for (std::int64_t b = 1; b <= 64; b *= 2) {
+    std::vector<std::int64_t> sizes = data.inputs.at(0).sizes().vec();
+    sizes[0] = std::max(b, smallest);
+    const std::vector<at::Tensor> inputs = {at::randn(sizes)};
+    for (int i = 0; i < 20; ++i) exec.run(inputs);
+    std::vector<double> t;
+    for (int i = 0; i < reps; ++i) {
+      const auto t0 = Clock::now();
+      exec.run(inputs);
+      t.push_back(us(Clock::now() - t0));
+    }
+    out["run_us"][std::to_string(b)] = stats(t);
+  }
+  return out;
+}
+
 // ---- 5. plugin directory ----
-json pluginScan(const Args& a, int count, int rounds) {
+// A directory of `count` copies of the bench plugin, each with its own name and one of 20
+// device types.
+std::unique_ptr<aotiplug::PrivateDirectory> benchPluginDirectory(const Args& a, int count) {
   std::ifstream in(a.bench_plugin, std::ios::binary);
   std::string image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::uint32_t magic = aotiplug::kManifestMagic;
@@ -314,15 +369,20 @@ json pluginScan(const Args& a, int count, int rounds) {
       c10::DeviceType::MAIA, c10::DeviceType::XLA, c10::DeviceType::Vulkan, c10::DeviceType::Metal,
       c10::DeviceType::XPU, c10::DeviceType::MPS, c10::DeviceType::Meta, c10::DeviceType::HPU,
       c10::DeviceType::VE, c10::DeviceType::Lazy, c10::DeviceType::IPU, c10::DeviceType::MTIA};
-  aotiplug::PrivateDirectory dir("aotiplug-bench-plugins-");
+  auto dir = std::make_unique<aotiplug::PrivateDirectory>("aotiplug-bench-plugins-");
   for (int i = 0; i < count; ++i) {
     std::string copy = image;
     char name[32];
     std::snprintf(name, sizeof name, "bench-%03d", i);
     std::memcpy(&copy[at + offsetof(aotiplug::ManifestData, name)], name, std::strlen(name));
     copy[at + offsetof(aotiplug::ManifestData, devices)] = static_cast<char>(types[i % 20]);
-    dir.writeFile(std::string("lib") + name + ".so", copy.data(), copy.size());
+    dir->writeFile(std::string("lib") + name + ".so", copy.data(), copy.size());
   }
+  return dir;
+}
+
+json pluginScan(const Args& a, int count, int rounds) {
+  const auto dir = benchPluginDirectory(a, count);
   // The first load scans every plugin in a child process (plugin_scan.h); the rounds after
   // it find the verdicts in the cache, as every start of a host after the first does.
   aotiplug::PrivateDirectory cache("aotiplug-bench-scan-");
@@ -334,7 +394,7 @@ json pluginScan(const Args& a, int count, int rounds) {
   for (int r = 0; r <= rounds; ++r) {
     aotiplug::PluginLoader loader(options);
     const auto t0 = Clock::now();
-    const auto records = loader.loadDirectory(dir.path());
+    const auto records = loader.loadDirectory(dir->path());
     const double t = us(Clock::now() - t0) / 1000.0;
     if (r == 0) {
       first_ms = t;
@@ -349,7 +409,8 @@ json pluginScan(const Args& a, int count, int rounds) {
 }
 
 // --profile ours|runner|upstream: only run() on the tiny model, `iters` times (open,
-// open-upstream: package open -> first output on the medium model), in a
+// open-upstream: package open -> first output on the medium model; scan: loading the
+// 100-plugin directory with its verdicts cached), in a
 // function of its own — for a profiler (valgrind --tool=callgrind
 // --toggle-collect='*profileLoop*'; docs/performance.md).
 template <typename F>
@@ -358,6 +419,15 @@ template <typename F>
 }
 
 int profile(const Args& a, const std::string& which, int iters) {
+  if (which == "scan") {  // the 100-plugin directory, verdicts cached (after a first load)
+    const auto dir = benchPluginDirectory(a, 100);
+    aotiplug::PrivateDirectory cache("aotiplug-bench-scan-");
+    aotiplug::LoaderOptions options;
+    options.scan.cache_file = cache.path() + "/scan.json";
+    aotiplug::PluginLoader(options).loadDirectory(dir->path());
+    profileLoop([&] { aotiplug::PluginLoader(options).loadDirectory(dir->path()); }, iters);
+    return 0;
+  }
   if (which == "open" || which == "open-upstream") {  // package open -> first output, medium
     const std::string pkg = (a.models / "medium.pt2").string();
     const Data data = loadData(a.models / "medium.data.pt");
@@ -432,20 +502,21 @@ int main(int argc, char** argv) {
     r["quick"] = q;
     r["machine"] = {{"cores", std::thread::hardware_concurrency()}};
     static const std::vector<std::string> kSections = {"per_call", "open", "swap", "throughput",
-                                                       "plugin_scan"};
+                                                       "plugin_scan", "serve_inprocess"};
     std::vector<std::string> only;
     for (std::size_t at = 0; !a.only.empty() && at <= a.only.size();) {
       const std::size_t comma = std::min(a.only.find(',', at), a.only.size());
       only.push_back(a.only.substr(at, comma - at));
       if (std::find(kSections.begin(), kSections.end(), only.back()) == kSections.end()) {
         std::cerr << "aotiplug-bench: --only: unknown benchmark '" << only.back()
-                  << "' (expected per_call, open, swap, throughput or plugin_scan)\n";
+                  << "' (expected per_call, open, swap, throughput, plugin_scan or serve_inprocess)\n";
         return 2;
       }
       at = comma + 1;
     }
+    // serve_inprocess belongs to the serving benchmark (bench/serving.py), asked for by name.
     auto want = [&](const std::string& what) {
-      return only.empty() || std::find(only.begin(), only.end(), what) != only.end();
+      return (only.empty() && what != "serve_inprocess") || std::find(only.begin(), only.end(), what) != only.end();
     };
     if (want("per_call")) {
       std::cerr << "[bench] 1/5 per-call run()\n";
@@ -469,6 +540,11 @@ int main(int argc, char** argv) {
     if (want("plugin_scan")) {
       std::cerr << "[bench] 5/5 plugin directory\n";
       r["plugin_scan"] = pluginScan(a, 100, q ? 3 : 15);
+    }
+    if (want("serve_inprocess")) {
+      std::cerr << "[bench] serving, anchor B: the executor in-process\n";
+      r["serve_inprocess"]["tiny_batch"] = servingInProcess(a, "tiny_batch", q ? 200 : 2000);
+      r["serve_inprocess"]["medium_batch"] = servingInProcess(a, "medium_batch", q ? 50 : 400);
     }
     std::ofstream(a.out) << r.dump(2) << "\n";
     std::cout << r.dump(2) << "\n";

@@ -1,5 +1,6 @@
 """Compile the benchmark models (models.py) into OUT/<name>.pt2, plus OUT/<name>.data.pt with
-a second set of weights (for swap benchmarks). Run by meson (bench/meson.build)."""
+its example inputs and a second set of weights (for swap benchmarks). Run by meson
+(bench/meson.build)."""
 import argparse
 import concurrent.futures
 import os
@@ -19,7 +20,13 @@ def build_one(name, out):
 
     torch.set_num_threads(1)
     model, inputs = models.build(name)
-    package_model(model, inputs, os.path.join(out, name + ".pt2"))
+    if name in models.PLAIN_BATCH:
+        batch = torch.export.Dim("batch", min=1, max=64)
+        with torch.no_grad():
+            ep = torch.export.export(model, inputs, dynamic_shapes=({0: batch},))
+        torch._inductor.aoti_compile_and_package(ep, package_path=os.path.join(out, name + ".pt2"))
+    else:
+        package_model(model, inputs, os.path.join(out, name + ".pt2"))
     g = torch.Generator().manual_seed(99)
     other = {k: torch.rand(v.shape, generator=g) * 0.1 for k, v in model.state_dict().items()}
     torch.save({"inputs": list(inputs), "weights_b": other}, os.path.join(out, name + ".data.pt"))

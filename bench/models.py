@@ -3,6 +3,9 @@
 tiny    one small linear layer: per-call overhead dominates
 medium  an MLP with 4.2 MB of weights
 large   one 2048 x 4096 linear layer, 32 MB of weights: the weight-swap memory benchmark
+tiny_batch, medium_batch
+        tiny and medium with dimension 0 a dynamic batch of 1..64, packaged by plain
+        torch._inductor.aoti_compile_and_package: the serving benchmark's models
 """
 import torch
 from torch import nn
@@ -39,6 +42,10 @@ class Large(nn.Module):
 
 def build(name):
     torch.manual_seed(0)
+    if name.endswith("_batch"):
+        # An example of several rows: torch.export specializes a dimension of size 1.
+        model, (x,) = build(name[: -len("_batch")])
+        return model, (x.repeat(4, 1)[:max(4, x.shape[0])],)
     if name == "tiny":
         return Tiny().eval(), (torch.randn(1, 16),)
     if name == "medium":
@@ -48,4 +55,6 @@ def build(name):
     raise KeyError(name)
 
 
-NAMES = ["tiny", "medium", "large"]
+NAMES = ["tiny", "medium", "large", "tiny_batch", "medium_batch"]
+# Packaged by plain aoti_compile_and_package with a dynamic batch (what most users bring).
+PLAIN_BATCH = {"tiny_batch", "medium_batch"}

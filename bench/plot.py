@@ -19,7 +19,8 @@ def main() -> int:
     if missing:  # a run with --only
         print(f"plot.py: no plot, the results lack {', '.join(missing)} (a run with --only)")
         return 0
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    serving = results.get("serving")
+    fig, axes = plt.subplots(3 if serving else 2, 3, figsize=(15, 12 if serving else 8))
     fig.suptitle("aotiplug vs upstream (medians; bars p10-p90)")
 
     def bars(ax, labels, stats, title, unit):
@@ -67,6 +68,31 @@ def main() -> int:
     ax.bar([f"{c['threads']} thr\n{c['num_models']} model(s)" for c in t], [c["runs_per_s"] for c in t])
     ax.set_title("4. throughput, medium model")
     ax.set_ylabel("runs/s")
+
+    if serving:
+        concurrency = [1, 4, 16]
+        for ax, short in zip(axes[2][:2], ["tiny", "medium"]):
+            for side, label, color in (("ours", "aotiplug backend", "#4c72b0"),
+                                       ("python_aoti", "Python backend + aoti_load_package", "#c44e52")):
+                ax.plot(concurrency, [serving[short][side][str(c)]["infer_per_s"] for c in concurrency],
+                        marker="o", label=label, color=color)
+            b = [serving[short]["ours"][str(c)]["anchor_b"]["infer_per_s"] for c in concurrency]
+            ax.plot(concurrency, b, marker="x", linestyle="--", color="gray", label="executor in-process, same batches")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(concurrency, [str(c) for c in concurrency])
+            ax.set_xlabel("concurrent clients")
+            ax.set_ylabel("infer/s")
+            ax.set_title(f"6. serving throughput, {short} model (Triton 2.51, HTTP)")
+            ax.legend(fontsize=8)
+        ax = axes[2][2]
+        p99 = [[serving["medium"][side][str(c)]["p99_us"] / 1000 for c in concurrency] for side in ("ours", "python_aoti")]
+        x = range(len(concurrency))
+        ax.bar([i - 0.2 for i in x], p99[0], width=0.4, label="aotiplug backend", color="#4c72b0")
+        ax.bar([i + 0.2 for i in x], p99[1], width=0.4, label="Python backend", color="#c44e52")
+        ax.set_xticks(list(x), [f"c={c}" for c in concurrency])
+        ax.set_ylabel("ms")
+        ax.set_title("6. serving p99 latency, medium model")
+        ax.legend(fontsize=8)
 
     fig.tight_layout()
     fig.savefig(out, dpi=90)

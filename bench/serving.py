@@ -1,0 +1,307 @@
+"""The serving benchmark (docs/performance.md, "Serving"): real tritonserver processes on
+loopback driven by perf_analyzer, side by side with what a Triton 2.51 user runs today.
+
+- ours:     the aotiplug backend (libtriton_aotiplug) on the package;
+- anchor A: the same server's Python backend running upstream's
+            torch._inductor.aoti_load_package on the same package, with the same instance
+            count and dynamic_batching settings (each batch concatenated, run, split);
+- anchor B: the executor called in-process on the batches the server ran (aotiplug-bench
+            --only serve_inprocess): what serving costs over the model itself.
+
+Models: tiny_batch and medium_batch (bench/models.py; plain aoti_compile_and_package, batch
+1..64). Concurrency 1, 4 and 16 clients, each request one row; throughput (infer/s) and
+p50/p99 latency as perf_analyzer measures them (client side), with the server's own view
+(queue, compute) from the same CSV. Then, on the medium model: dynamic batching off (the
+same config without dynamic_batching) at concurrency 16; and p99 while the weights are
+swapped in a loop through the control model, against the same run without swaps.
+
+Every measurement is bounded: perf_analyzer counts requests in fixed windows (at most three
+trials), and every process has a timeout.
+
+    python bench/serving.py --build build --results build/bench/results.json [--quick]
+
+Reads the anchor B timings from --results and adds a "serving" section to it.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(SOURCE, "tools"))
+from triton_server import TritonServer  # noqa: E402
+
+MODELS = {"tiny": "tiny_batch", "medium": "medium_batch"}
+CONCURRENCY = (1, 4, 16)
+MAX_BATCH = 64
+
+PYTHON_MODEL = '''"""Anchor A: what a Triton 2.51 user writes today for a .pt2 package (written by bench/serving.py)."""
+import json
+import sys
+
+# The Python backend's stub does not pass PYTHONPATH on: torch is in the project venv.
+sys.path.insert(0, {site!r})
+import torch  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        self.input = config["input"][0]["name"]
+        self.output = config["output"][0]["name"]
+        self.model = torch._inductor.aoti_load_package(config["parameters"]["package"]["string_value"])
+
+    def execute(self, requests):
+        xs = [torch.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input).to_dlpack()) for r in requests]
+        sizes = [x.shape[0] for x in xs]
+        with torch.inference_mode():
+            y = self.model(torch.cat(xs) if len(xs) > 1 else xs[0])
+        return [pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor.from_dlpack(self.output, torch.utils.dlpack.to_dlpack(part.contiguous()))])
+                for part in torch.split(y, sizes)]
+'''
+
+
+def site_packages() -> str:
+    import sysconfig
+    return sysconfig.get_paths()["purelib"]
+
+
+def pytriton_root() -> str:
+    import importlib.util
+    return importlib.util.find_spec("pytriton").submodule_search_locations[0]
+
+
+def backend_directory(work: str, build: str) -> str:
+    """aotiplug's backend and the wheel's Python backend side by side. The Python backend's
+    stub is linked from where the wheel keeps it (its RPATH is relative to its real place)."""
+    backends = os.path.join(work, "backends")
+    shutil.rmtree(backends, ignore_errors=True)
+    os.makedirs(os.path.join(backends, "python"))
+    os.symlink(os.path.join(build, "triton", "aotiplug"), os.path.join(backends, "aotiplug"))
+    root = os.path.join(pytriton_root(), "tritonserver")
+    major, minor = sys.version_info[:2]
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        os.symlink(os.path.join(root, "backends", "python", name), os.path.join(backends, "python", name))
+    os.symlink(os.path.join(root, "python_backend_stubs", f"{major}.{minor}", "triton_python_backend_stub"),
+               os.path.join(backends, "python", "triton_python_backend_stub"))
+    return backends
+
+
+def io_of(server: TritonServer, model: str) -> dict:
+    with urllib.request.urlopen(f"http://{server.http_url}/v2/models/{model}/config", timeout=60) as r:
+        return json.loads(r.read())
+
+
+def write_repository(repo: str, models_dir: str, io_specs: dict) -> None:
+    """One directory per (side, model, setting): the same package, the same batching and
+    instance settings on both sides."""
+    shutil.rmtree(repo, ignore_errors=True)
+    batching = f"max_batch_size: {MAX_BATCH}\ndynamic_batching {{}}\ninstance_group [{{ kind: KIND_CPU, count: 1 }}]\n"
+    for short, pkg in MODELS.items():
+        package = os.path.join(models_dir, pkg + ".pt2")
+        for name, config in ((f"ours_{short}", 'backend: "aotiplug"\n' + batching),
+                             (f"ours_{short}_nobatch", 'backend: "aotiplug"\n'
+                              f"max_batch_size: {MAX_BATCH}\ninstance_group [{{ kind: KIND_CPU, count: 1 }}]\n")):
+            os.makedirs(os.path.join(repo, name, "1"))
+            os.symlink(package, os.path.join(repo, name, "1", "model.pt2"))
+            with open(os.path.join(repo, name, "config.pbtxt"), "w") as f:
+                f.write(config)
+        if short in io_specs:
+            spec = io_specs[short]
+            tensors = "".join(
+                f'{kind} [{{ name: "{t["name"]}", data_type: {t["data_type"]}, dims: {json.dumps(t["dims"])} }}]\n'
+                for kind, t in (("input", spec["input"][0]), ("output", spec["output"][0])))
+            os.makedirs(os.path.join(repo, f"python_{short}", "1"))
+            with open(os.path.join(repo, f"python_{short}", "1", "model.py"), "w") as f:
+                f.write(PYTHON_MODEL.format(site=site_packages()))
+            with open(os.path.join(repo, f"python_{short}", "config.pbtxt"), "w") as f:
+                f.write('backend: "python"\n' + batching + tensors +
+                        f'parameters {{ key: "package" value: {{ string_value: "{package}" }} }}\n')
+    os.makedirs(os.path.join(repo, "control", "1"))
+    with open(os.path.join(repo, "control", "config.pbtxt"), "w") as f:
+        f.write('backend: "aotiplug"\nparameters { key: "weights_control" value: { string_value: "true" } }\n')
+
+
+def perf(tool: dict, server: TritonServer, model: str, concurrency: int, requests: int, timeout: float) -> dict:
+    """One perf_analyzer measurement: `requests` requests per window, at most three windows."""
+    csv_path = os.path.join(tool["work"], f"{model}-c{concurrency}.csv")
+    cmd = [tool["perf_analyzer"], "-m", model, "-u", server.http_url, "-i", "http", "-b", "1",
+           "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-mode", "count_windows",
+           "--measurement-request-count", str(requests), "--max-trials", "3", "--stability-percentage", "100",
+           "--percentile", "99", "-f", csv_path]
+    r = subprocess.run(cmd, env=dict(os.environ, LD_LIBRARY_PATH=tool["libs"]), capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"perf_analyzer failed for {model} at concurrency {concurrency}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    row = next(csv.DictReader(io.StringIO(open(csv_path).read())))
+    server_us = sum(float(row[k]) for k in ("Server Queue", "Server Compute Input", "Server Compute Infer",
+                                              "Server Compute Output"))
+    return {"infer_per_s": float(row["Inferences/Second"]), "p50_us": float(row["p50 latency"]),
+            "p90_us": float(row["p90 latency"]), "p99_us": float(row["p99 latency"]),
+            "avg_us": float(row["Avg latency"]), "server_queue_us": float(row["Server Queue"]),
+            "server_compute_us": float(row["Server Compute Infer"]), "server_us": server_us,
+            "client_send_recv_us": float(row["Client Send"]) + float(row["Client Recv"])}
+
+
+def batch_sizes(server: TritonServer, model: str) -> dict:
+    """{batch size: executions} the server ran for `model` so far."""
+    with urllib.request.urlopen(f"http://{server.http_url}/v2/models/{model}/stats", timeout=60) as r:
+        stats = json.loads(r.read())["model_stats"][0]
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+
+def anchor_b(inprocess: dict, sizes: dict) -> dict:
+    """The executor in-process on the batches the server ran: throughput and time per batch."""
+    runs = inprocess["run_us"]
+    def run_us(b):  # measured at powers of two: the next one up
+        key = min((int(k) for k in runs if int(k) >= b), default=max(int(k) for k in runs))
+        return runs[str(key)]["median"]
+    rows = sum(b * n for b, n in sizes.items())
+    busy = sum(n * run_us(b) for b, n in sizes.items())
+    return {"infer_per_s": rows / busy * 1e6 if busy else 0.0, "run_us_batch_1": runs["1"]["median"]}
+
+
+def diff_sizes(after: dict, before: dict) -> dict:
+    return {b: n - before.get(b, 0) for b, n in after.items() if n - before.get(b, 0) > 0}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--build", required=True)
+    p.add_argument("--results", required=True, help="aotiplug-bench's JSON (with serve_inprocess); gets 'serving'")
+    p.add_argument("--perf-analyzer", required=True)
+    p.add_argument("--perf-analyzer-libs", required=True, help="LD_LIBRARY_PATH for perf_analyzer (libcudart.so.12)")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    build = os.path.abspath(args.build)
+    results = json.load(open(args.results))
+    inprocess = results["serve_inprocess"]
+    work = os.path.join(build, "bench", "serving")
+    os.makedirs(work, exist_ok=True)
+    tool = {"perf_analyzer": args.perf_analyzer, "libs": args.perf_analyzer_libs, "work": work}
+    backends = backend_directory(work, build)
+    repo = os.path.join(work, "repo")
+    requests = 300 if args.quick else 1500
+    out = {"settings": {"max_batch_size": MAX_BATCH, "dynamic_batching": "{} (no delay)", "instances": 1,
+                        "protocol": "HTTP", "requests_per_window": requests, "rows_per_request": 1}}
+
+    def server(load, name):
+        return TritonServer(repo, backend_dir=backends, plugin_dir=os.path.join(build, "plugins"),
+                            log_path=os.path.join(work, f"{name}.log"), explicit=True, load=load,
+                            env={"XDG_CACHE_HOME": os.path.join(work, "cache")})
+
+    # Ours first: its completed config gives anchor A the same tensors.
+    write_repository(repo, os.path.join(build, "bench", "models"), {})
+    io_specs = {}
+    for short in MODELS:
+        with server((f"ours_{short}", f"ours_{short}_nobatch", "control"), f"ours-{short}") as s:
+            io_specs[short] = io_of(s, f"ours_{short}")
+            side = {}
+            for c in CONCURRENCY:
+                before = batch_sizes(s, f"ours_{short}")
+                side[str(c)] = perf(tool, s, f"ours_{short}", c, requests * max(1, c // 4), 600)
+                sizes = diff_sizes(batch_sizes(s, f"ours_{short}"), before)
+                side[str(c)]["batch_sizes"] = {str(k): v for k, v in sorted(sizes.items())}
+                side[str(c)]["anchor_b"] = anchor_b(inprocess[MODELS[short]], sizes)
+                print(f"[serving] ours {short} c={c}: {side[str(c)]['infer_per_s']:.0f} infer/s, "
+                      f"p50 {side[str(c)]['p50_us']:.0f} µs, p99 {side[str(c)]['p99_us']:.0f} µs", flush=True)
+            out.setdefault(short, {})["ours"] = side
+            if short == "medium":
+                out["medium"]["ours_no_dynamic_batching_c16"] = perf(tool, s, "ours_medium_nobatch", 16, requests * 2, 600)
+                out["medium"]["swap"] = swap_under_load(tool, s, requests * 2, os.path.join(build, "bench", "models"))
+    write_repository(repo, os.path.join(build, "bench", "models"), io_specs)
+    for short in MODELS:
+        with server((f"python_{short}",), f"python-{short}") as s:
+            side = {}
+            for c in CONCURRENCY:
+                side[str(c)] = perf(tool, s, f"python_{short}", c, requests * max(1, c // 4), 900)
+                print(f"[serving] anchor A (Python backend + aoti_load_package) {short} c={c}: "
+                      f"{side[str(c)]['infer_per_s']:.0f} infer/s, p50 {side[str(c)]['p50_us']:.0f} µs, "
+                      f"p99 {side[str(c)]['p99_us']:.0f} µs", flush=True)
+            out[short]["python_aoti"] = side
+
+    m16, a16 = out["medium"]["ours"]["16"], out["medium"]["python_aoti"]["16"]
+    t1 = out["tiny"]["ours"]["1"]
+    out["targets"] = {
+        "medium_c16_throughput_vs_python": m16["infer_per_s"] / a16["infer_per_s"],
+        "medium_c16_p99_vs_python": m16["p99_us"] / a16["p99_us"],
+        "medium_c16_dynamic_batching_on_vs_off": m16["infer_per_s"] / out["medium"]["ours_no_dynamic_batching_c16"]["infer_per_s"],
+        "tiny_c1_overhead_us": t1["p50_us"] - t1["anchor_b"]["run_us_batch_1"],
+        "tiny_c1_server_overhead_us": t1["server_us"] - t1["anchor_b"]["run_us_batch_1"],
+        "swap_p99_ratio": out["medium"]["swap"]["p99_ratio"],
+        "swap_failed_requests": out["medium"]["swap"]["failed_requests"],
+    }
+    results["serving"] = out
+    with open(args.results, "w") as f:
+        json.dump(results, f, indent=2)
+    return 0
+
+
+def swap_under_load(tool: dict, s: TritonServer, requests: int, models_dir: str) -> dict:
+    """perf_analyzer at concurrency 4 on the medium model, steady, then while another client
+    swaps its weights in a loop (process + commit, alternating two files)."""
+    import torch
+    data = torch.load(os.path.join(models_dir, "medium_batch.data.pt"), weights_only=False)
+    model_dir = os.path.join(s.repository, "ours_medium")
+    sys.path.insert(0, HERE)
+    import models
+    original, _ = models.build("medium_batch")
+    torch.save(original.state_dict(), os.path.join(model_dir, "a.pt"))
+    torch.save(data["weights_b"], os.path.join(model_dir, "b.pt"))
+    steady = perf(tool, s, "ours_medium", 4, requests, 600)
+    stop = threading.Event()
+    swaps, errors = [], []
+
+    def swapper():
+        body = lambda w: json.dumps({"inputs": [
+            {"name": "action", "shape": [1], "datatype": "BYTES", "data": ["swap"]},
+            {"name": "model", "shape": [1], "datatype": "BYTES", "data": ["ours_medium"]},
+            {"name": "weights", "shape": [1], "datatype": "BYTES", "data": [w]}]}).encode()
+        i = 0
+        while not stop.is_set():
+            t0 = time.monotonic()
+            req = urllib.request.Request(f"http://{s.http_url}/v2/models/control/infer", data=body("ab"[i % 2] + ".pt"),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    r.read()
+                swaps.append(time.monotonic() - t0)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+            i += 1
+
+    before = failures(s, "ours_medium")
+    t = threading.Thread(target=swapper)
+    t.start()
+    try:
+        during = perf(tool, s, "ours_medium", 4, requests, 600)
+    finally:
+        stop.set()
+        t.join(120)
+    return {"steady": steady, "during_swaps": during, "swaps": len(swaps),
+            "swap_ms_median": statistics.median(swaps) * 1000 if swaps else None, "swap_errors": errors[:3],
+            "failed_requests": failures(s, "ours_medium") - before,
+            "p99_ratio": during["p99_us"] / steady["p99_us"]}
+
+
+def failures(s: TritonServer, model: str) -> int:
+    with urllib.request.urlopen(f"http://{s.http_url}/v2/models/{model}/stats", timeout=60) as r:
+        stats = json.loads(r.read())["model_stats"][0]
+    return int(stats["inference_stats"]["fail"].get("count", 0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
