@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -250,6 +251,7 @@ def main() -> int:
         "tiny_c1_server_overhead_us": t1["server_us"] - t1["anchor_b"]["run_us_batch_1"],
         "swap_p99_ratio": out["medium"]["swap"]["p99_ratio"],
         "swap_failed_requests": out["medium"]["swap"]["failed_requests"],
+        "swap_failed_swaps": out["medium"]["swap"]["failed_swaps"],
     }
     results["serving"] = out
     with open(args.results, "w") as f:
@@ -286,6 +288,8 @@ def swap_under_load(tool: dict, s: TritonServer, requests: int, models_dir: str)
                 with urllib.request.urlopen(req, timeout=60) as r:
                     r.read()
                 swaps.append(time.monotonic() - t0)
+            except urllib.error.HTTPError as e:
+                errors.append(f"{e!r}: {e.read().decode(errors='replace')[:300]}")
             except Exception as e:  # noqa: BLE001
                 errors.append(repr(e))
             i += 1
@@ -298,8 +302,11 @@ def swap_under_load(tool: dict, s: TritonServer, requests: int, models_dir: str)
     finally:
         stop.set()
         t.join(120)
+    if errors:  # a swap refused is a broken measurement, not a faster one
+        print(f"[serving] {len(errors)} of {len(errors) + len(swaps)} swaps FAILED, e.g. {errors[0]}", flush=True)
     return {"steady": steady, "during_swaps": during, "swaps": len(swaps),
-            "swap_ms_median": statistics.median(swaps) * 1000 if swaps else None, "swap_errors": errors[:3],
+            "swap_ms_median": statistics.median(swaps) * 1000 if swaps else None,
+            "failed_swaps": len(errors), "swap_errors": errors[:3],
             "failed_requests": failures(s, "ours_medium") - before,
             "p99_ratio": during["p99_us"] / steady["p99_us"]}
 

@@ -260,6 +260,67 @@ BOOST_AUTO_TEST_CASE(weights_files_are_read_or_refused_naming_the_file) {
               {"list.pt", "not a dict of tensors"});
 }
 
+// Every tensor of `got` equals (dtype, sizes, values) the one of the same name in `want`.
+void expectSameWeights(const Weights& got, const std::map<std::string, at::Tensor>& want, const std::string& what) {
+  BOOST_TEST(got.names().size() == want.size(), what << ": " << got.size() << " tensors, expected " << want.size());
+  for (const auto& [name, t] : want) {
+    BOOST_TEST_CONTEXT(what << ": " << name) {
+      BOOST_REQUIRE(got.contains(name));
+      BOOST_TEST(got.at(name).scalar_type() == t.scalar_type());
+      BOOST_TEST(got.at(name).sizes() == t.sizes());
+      BOOST_TEST(at::equal(got.at(name), t));
+    }
+  }
+}
+
+std::map<std::string, at::Tensor> entryOf(const c10::IValue& dict, const std::string& key) {
+  for (const auto& item : dict.toGenericDict()) {
+    if (item.key().toStringRef() == key) return aotiplug_test::tensorDict(item.value());
+  }
+  BOOST_FAIL("expected.pt has no " << key);
+  return {};
+}
+
+// What users save is a module's own state_dict(): an OrderedDict with `_metadata`, which
+// LibTorch's unpickler alone turns into None. Each fixture's weights B, saved so.
+BOOST_AUTO_TEST_CASE(a_modules_own_state_dict_file_is_read_for_every_test_model) {
+  int read = 0;
+  for (const std::string& name : aotiplug_test::fixtureNames()) {
+    Fixture f = loadFixture(name);
+    const fs::path file = aotiplug_test::fixturesDir() / (name + ".state_dict_b.pt");
+    if (f.weights_b.empty() || !fs::exists(file)) continue;
+    expectSameWeights(*aotiplug::loadWeightsFile(file.string()), f.weights_b, name);
+    ++read;
+  }
+  BOOST_TEST(read >= 10);
+  // And a model runs on one: batch-norm statistics and an integer buffer included.
+  Fixture conv = loadFixture("conv");
+  AOTIDelegateExecutor exec(conv.pt2.string(), nullptr, quiet());
+  exec.processWeights(aotiplug::loadWeightsFile((aotiplug_test::fixturesDir() / "conv.state_dict_b.pt").string()));
+  exec.commitWeights();
+  aotiplug_test::expectCloseToEager(exec.run(conv.inputs), conv.outputs_b, "conv on its state_dict() file");
+}
+
+BOOST_AUTO_TEST_CASE(weights_files_saved_the_ways_users_save_them) {
+  const fs::path dir = aotiplug_test::fixturesDir() / "weights_files";
+  const c10::IValue expected = aotiplug_test::loadPickle(dir / "expected.pt");
+  const auto nested = entryOf(expected, "nested_state_dict");
+  expectSameWeights(*aotiplug::loadWeightsFile((dir / "nested_state_dict.pt").string()), nested, "nested state_dict");
+  expectSameWeights(*aotiplug::loadWeightsFile((dir / "ordered_dict.pt").string()), nested, "OrderedDict");
+  std::map<std::string, at::Tensor> half;
+  for (const auto& [name, t] : nested) half[name] = t.is_floating_point() ? t.to(at::kHalf) : t;
+  expectSameWeights(*aotiplug::loadWeightsFile((dir / "half.pt").string()), half, "float16");
+  expectSameWeights(*aotiplug::loadWeightsFile((dir / "views.pt").string()), entryOf(expected, "views"),
+                    "views of one storage");
+
+  expectError([&] { aotiplug::loadWeightsFile((dir / "protocol4.pt").string()); }, StatusCode::kInvalidArgument,
+              {"protocol4.pt", "pickled with protocol 4", "torch.save's default"});
+  expectError([&] { aotiplug::loadWeightsFile((dir / "module.pt").string()); }, StatusCode::kInvalidArgument,
+              {"module.pt", "holds a module: save its state_dict() instead"});
+  expectError([&] { aotiplug::loadWeightsFile((dir / "legacy.pt").string()); }, StatusCode::kInvalidArgument,
+              {"legacy.pt", "not a zip archive", "_use_new_zipfile_serialization=False"});
+}
+
 BOOST_AUTO_TEST_CASE(executors_of_one_unchanged_package_share_its_extraction) {
   Fixture f = loadFixture("mlp");
   aotiplug_test::TempDir dir;

@@ -133,11 +133,14 @@ class Serving(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory(prefix="aotiplug-triton-")
         cls.repo = os.path.join(cls.tmp.name, "repo")
         cls.dyn = fixture_data("dynamic_batch")
+        # Weights B as users save them: the module's own state_dict() (make_fixtures.py).
+        with open(os.path.join(FIXTURES, "dynamic_batch.state_dict_b.pt"), "rb") as f:
+            state_dict_b = f.read()
         repo = cls.repo
         add_model(repo, "plain_conv", "plain_conv_dynamic")  # plain package, batch 2..15
         add_model(repo, "packaged", "dynamic_batch", files={  # aotiplug-packaged, batch 1..64
             "weights_a.pt": cls.dyn["weights_a"],
-            "weights_b.pt": cls.dyn["weights_b"],
+            "weights_b.pt": state_dict_b,
             "wrong_shape.pt": {k: (v[:1] if v.dim() > 0 else v) for k, v in cls.dyn["weights_b"].items()},
             "not_weights.txt": b"not a pickle",
         })
@@ -147,7 +150,7 @@ class Serving(unittest.TestCase):
                   config=ONE_LINE + "max_batch_size: 100\n")  # above the package's 15: split
         add_model(repo, "pair", "dynamic_batch",
                   config=ONE_LINE + "instance_group [{ kind: KIND_CPU, count: 2 }]\n",
-                  files={"weights_b.pt": cls.dyn["weights_b"]})
+                  files={"weights_b.pt": state_dict_b})
         add_model(repo, "contradict", "mlp")  # loaded by test_contradicting_configs only
         os.makedirs(os.path.join(repo, "control"))
         with open(os.path.join(repo, "control", "config.pbtxt"), "w") as f:

@@ -9,8 +9,12 @@
 // model on these very tensors (no copy): changing one in place then changes the model's
 // weights, so treat a Weights handed to an executor as read-only.
 //
-// loadWeightsFile reads a set from a file: a torch.save'd dict of tensors by FQN (what
-// `torch.save(module.state_dict(), path)` writes). Compiled into libaotiplug.
+// loadWeightsFile reads a set from a file: a torch.save'd dict of tensors by FQN — what
+// `torch.save(module.state_dict(), path)` writes (an OrderedDict with `_metadata`, which
+// LibTorch's own pickle_load cannot read; the metadata is dropped), or a plain dict. Each
+// tensor is read once from its record in the archive. Refused, saying why: a module saved
+// whole, pickle protocols other than 2 (torch.save's default), the pre-1.6 non-zip format.
+// Compiled into libaotiplug.
 //
 // Thread safety: immutable after construction; safe to share between threads.
 
