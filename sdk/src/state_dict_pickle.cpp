@@ -7,6 +7,8 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace aotiplug::detail {
@@ -53,6 +55,7 @@ std::optional<Op> readOp(std::string_view s, std::size_t pos) {
     return true;
   };
   auto number = [&](std::size_t from, std::size_t to) -> long long {  // decimal text
+    if (to - from > 18) return -1;  // no memo is that large; and no overflow
     long long v = 0;
     for (std::size_t i = from; i < to; ++i) {
       if (s[i] < '0' || s[i] > '9') return -1;
@@ -111,7 +114,6 @@ std::optional<Op> readOp(std::string_view s, std::size_t pos) {
 bool isPut(char c) { return c == 'p' || c == 'q' || c == 'r'; }
 bool isGet(char c) { return c == 'g' || c == 'h' || c == 'j'; }
 
-
 // How an opcode changes the stack: items it pops (kToMark: down to the topmost MARK, which
 // goes too) and items it pushes. MARK itself is marked by `mark`.
 constexpr int kToMark = -1;
@@ -124,8 +126,8 @@ struct Effect {
 Effect effectOf(char code) {
   switch (code) {
     case '(': return {0, 0, true};
-    case '.': case '\x80': case '\x95': case 'p': case 'q': case 'r': case '\x94': return {0, 0};
-    case '0': return {1, 0};
+    case '\x80': case '\x95': case 'p': case 'q': case 'r': case '\x94': return {0, 0};
+    case '.': case '0': return {1, 0};
     case '1': return {kToMark, 0};
     case '2': return {1, 2};
     case 'Q': case '\x85': case '\x98': return {1, 1};
@@ -139,47 +141,98 @@ Effect effectOf(char code) {
   }
 }
 
-// Deletes each BUILD and the ops that built its state (state_dict's `_metadata`), keeping
-// the object it would have set attributes on. The state is the one value the BUILD pops
-// off the top: its ops run from just after the last op that left the object on top (at the
-// same MARK nesting) up to the BUILD. False when the pickle cannot be read so, or when a
-// later op fetches from the memo something put there by a deleted op.
-bool dropBuilds(AdaptedPickle& out) {
+// A value on the simulated stack.
+struct Item {
+  std::size_t start = 0;       // the op its construction began with
+  bool fetched = false;        // a GET or DUP: an object that may exist elsewhere too
+  bool ordered_dict = false;   // one of the OrderedDicts made empty dicts
+};
+
+// An op that changes an object already on the stack (APPEND(S), SETITEM(S), ADDITEMS,
+// BUILD), and that object.
+struct Mutation {
+  std::size_t op = 0;
+  Item target;
+  std::size_t state_start = 0;  // BUILD only: where its state began
+};
+
+// Deletes each BUILD applied to one of the rewritten OrderedDicts (at `dict_offsets` in
+// out.bytes), with the ops that built its state (state_dict's `_metadata`), keeping the
+// dict. False — the caller then leaves the pickle alone — when the pickle cannot be walked
+// so, when a BUILD applies to anything else, when a deleted op changed an object made
+// outside the deleted ops (dropping it would lose that change silently), or when a later
+// op fetches from the memo something put there by a deleted op.
+bool dropBuilds(AdaptedPickle& out, const std::set<std::size_t>& dict_offsets) {
   std::vector<Op> ops;
-  std::vector<int> depth_after, marks_after;
-  std::vector<int> marks;
-  int depth = 0;
+  std::vector<Item> stack;
+  std::vector<std::pair<std::size_t, std::size_t>> marks;  // stack size, MARK op
+  std::vector<Mutation> mutations;
   for (std::size_t pos = 0; pos < out.bytes.size();) {
-    auto op = readOp(out.bytes, pos);
-    if (!op) return false;
-    const Effect e = effectOf(op->code);
+    auto read = readOp(out.bytes, pos);
+    if (!read) return false;
+    const Op& op = ops.emplace_back(*read);
+    const std::size_t i = ops.size() - 1;
+    pos = op.end;
+    if (op.code == '\x94' || op.code == '\x95') return false;  // MEMOIZE, FRAME: protocol 4
+    const Effect e = effectOf(op.code);
     if (e.mark) {
-      marks.push_back(depth);
-    } else if (e.pops == kToMark) {
-      if (marks.empty()) return false;
-      depth = marks.back();
-      marks.pop_back();
-    } else {
-      if (depth < e.pops) return false;
-      depth -= e.pops;
+      marks.emplace_back(stack.size(), i);
+      continue;
     }
-    depth += e.pushes;
-    ops.push_back(*op);
-    depth_after.push_back(depth);
-    marks_after.push_back(static_cast<int>(marks.size()));
-    pos = op->end;
-    if (op->code == '.') break;
+    const std::size_t floor = marks.empty() ? 0 : marks.back().first;
+    std::size_t lowest = 0;  // the lowest stack slot the op pops
+    if (e.pops == kToMark) {
+      if (marks.empty() || floor > stack.size()) return false;
+      lowest = floor;
+    } else {
+      if (stack.size() - floor < static_cast<std::size_t>(e.pops)) return false;
+      lowest = stack.size() - e.pops;
+    }
+    switch (op.code) {
+      case 'a': case 's': case 'b':  // the object stays, changed
+        mutations.push_back({i, stack[lowest], op.code == 'b' ? stack.back().start : 0});
+        stack.resize(lowest + 1);
+        break;
+      case 'e': case 'u': case '\x90':
+        if (lowest == 0) return false;
+        mutations.push_back({i, stack[lowest - 1], 0});
+        stack.resize(lowest);
+        marks.pop_back();
+        break;
+      case '2':
+        stack.push_back({i, true, stack.back().ordered_dict});
+        break;
+      default: {
+        Item made{i, isGet(op.code), op.code == '}' && dict_offsets.count(op.begin) != 0};
+        if (e.pops == kToMark) {
+          made.start = marks.back().second;
+          marks.pop_back();
+        } else if (e.pops > 0) {
+          made.start = stack[lowest].start;
+        }
+        stack.resize(lowest);
+        if (e.pushes == 1) stack.push_back(made);
+      }
+    }
+    if (op.code == '.') break;
   }
+  // Each BUILD, last first (a BUILD inside a state already deleted goes with it).
   std::vector<bool> deleted(ops.size(), false);
-  for (std::size_t b = 0; b < ops.size(); ++b) {
-    if (ops[b].code != 'b' || deleted[b] || b == 0) continue;
-    const int object_on_top = depth_after[b - 1] - 1;
-    const int nesting = marks_after[b - 1];
-    std::size_t k = b - 1;
-    while (k > 0 && !(depth_after[k] == object_on_top && marks_after[k] == nesting)) --k;
-    if (!(depth_after[k] == object_on_top && marks_after[k] == nesting)) return false;
-    for (std::size_t i = k + 1; i <= b; ++i) deleted[i] = true;
+  std::vector<std::size_t> range_start(ops.size(), 0);
+  for (auto m = mutations.rbegin(); m != mutations.rend(); ++m) {
+    if (ops[m->op].code != 'b' || deleted[m->op]) continue;
+    if (!m->target.ordered_dict) return false;
+    for (std::size_t i = m->state_start; i <= m->op; ++i) {
+      deleted[i] = true;
+      range_start[i] = m->state_start;
+    }
     ++out.builds;
+  }
+  for (const Mutation& m : mutations) {
+    if (!deleted[m.op]) continue;
+    const bool is_dropped_build = ops[m.op].code == 'b' && range_start[m.op] == m.state_start;
+    if (is_dropped_build) continue;  // its target is the dict kept, by design
+    if (m.target.fetched || m.target.start < range_start[m.op]) return false;
   }
   std::set<long long> deleted_memo;
   std::string kept;
@@ -187,7 +240,6 @@ bool dropBuilds(AdaptedPickle& out) {
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (deleted[i]) {
       if (isPut(ops[i].code)) deleted_memo.insert(ops[i].memo);
-      if (ops[i].code == '\x94') return false;  // MEMOIZE: its slot is implicit
       continue;
     }
     if (isGet(ops[i].code) && deleted_memo.count(ops[i].memo) != 0) return false;
@@ -212,32 +264,48 @@ AdaptedPickle adaptStateDictPickle(std::string_view pickle) {
   out.bytes.reserve(pickle.size());
   auto copy = [&](const Op& op) { out.bytes.append(pickle.substr(op.begin, op.end - op.begin)); };
   std::set<long long> ordered_dict_memo;  // memo slots holding the OrderedDict class
+  std::set<std::size_t> dict_offsets;     // where the dicts made of them begin in out.bytes
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i];
     const bool is_class = (op.code == 'c' && op.global == "collections\nOrderedDict");
     const bool pushes_class = is_class || (isGet(op.code) && ordered_dict_memo.count(op.memo) != 0);
-    if (pushes_class) {
-      std::size_t next = i + 1;
-      const Op* put = nullptr;
-      if (is_class && next < ops.size() && isPut(ops[next].code)) {
-        put = &ops[next];
-        ordered_dict_memo.insert(put->memo);
-        ++next;
-      }
-      if (next + 1 < ops.size() && ops[next].code == ')' && ops[next + 1].code == 'R') {
-        out.bytes += '}';
-        // The class's memo slot stays filled (LibTorch's unpickler has no POP to fill it
-        // with something else); the GETs of it that follow are rewritten the same way.
-        if (put != nullptr) copy(*put);
-        ++out.ordered_dicts;
-        i = next + 1;
-        continue;
-      }
+    if (!pushes_class) {
+      if (isPut(op.code)) ordered_dict_memo.erase(op.memo);  // the slot holds something else now
+      copy(op);
+      continue;
     }
-    copy(op);
+    std::size_t next = i + 1;
+    const Op* put = nullptr;
+    if (is_class && next < ops.size() && isPut(ops[next].code)) {
+      put = &ops[next];
+      ++next;
+    }
+    if (next + 1 < ops.size() && ops[next].code == ')' && ops[next + 1].code == 'R') {
+      dict_offsets.insert(out.bytes.size());
+      out.bytes += '}';
+      ++out.ordered_dicts;
+      // The class's memo slot is filled with this dict (LibTorch's unpickler has no POP to
+      // fill it with something else): its GETs are rewritten too, or give the class back.
+      if (put != nullptr) {
+        copy(*put);
+        ordered_dict_memo.insert(put->memo);
+      }
+      i = next + 1;
+      continue;
+    }
+    if (is_class) {  // the class itself, used otherwise: kept, and its slot remembered
+      copy(op);
+      if (put != nullptr) {
+        copy(*put);
+        ordered_dict_memo.insert(put->memo);
+        i = next - 1;
+      }
+    } else {
+      out.bytes += "ccollections\nOrderedDict\n";  // the class, not the dict in its slot
+    }
   }
   if (out.ordered_dicts == 0) return {std::string(pickle), 0, 0};
-  if (!dropBuilds(out)) return {std::string(pickle), 0, 0};
+  if (!dropBuilds(out, dict_offsets)) return {std::string(pickle), 0, 0};
   return out;
 }
 

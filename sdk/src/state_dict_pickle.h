@@ -11,12 +11,14 @@
 // as a tensor's empty backward-hooks argument, and has no BUILD for a dict: the load fails
 // with "isGenericDict() INTERNAL ASSERT FAILED ... Expected GenericDict but got None".
 //
-// The adapter walks the opcodes (their argument formats are those of Python's pickletools)
-// and rewrites only two things: an OrderedDict made from an empty tuple becomes an empty
-// dict (`}`), and, in a pickle where that happened, `BUILD` becomes `POP` (the attribute
-// state — `_metadata`, the modules' version numbers — is dropped). Everything else is
-// copied byte for byte. A pickle it cannot walk (an unknown opcode, a truncated argument)
-// comes back unchanged: LibTorch's unpickler then reports what is wrong with it.
+// The adapter walks the opcodes (their argument formats and stack effects are those of
+// Python's pickletools) and rewrites only two things: an OrderedDict made from an empty
+// tuple becomes an empty dict (`}`), and, in a pickle where that happened, each `BUILD` is
+// removed together with the ops that built the state it would apply (`_metadata`, the
+// modules' version numbers); LibTorch's unpickler has no POP to discard it. Everything else
+// is copied byte for byte. A pickle it cannot walk (an unknown opcode, a truncated
+// argument, a removed memo entry fetched later) comes back unchanged: LibTorch's unpickler
+// then reports what is wrong with it.
 //
 // Ownership: returns a new string. Thread safety: a pure function. Private to libaotiplug.
 
@@ -28,7 +30,7 @@ namespace aotiplug::detail {
 struct AdaptedPickle {
   std::string bytes;
   int ordered_dicts = 0;  // OrderedDicts made empty dicts
-  int builds = 0;         // BUILDs made POPs
+  int builds = 0;         // BUILDs removed, with their state
 };
 
 AdaptedPickle adaptStateDictPickle(std::string_view pickle);

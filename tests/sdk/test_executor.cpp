@@ -312,6 +312,12 @@ BOOST_AUTO_TEST_CASE(weights_files_saved_the_ways_users_save_them) {
   expectSameWeights(*aotiplug::loadWeightsFile((dir / "half.pt").string()), half, "float16");
   expectSameWeights(*aotiplug::loadWeightsFile((dir / "views.pt").string()), entryOf(expected, "views"),
                     "views of one storage");
+  expectSameWeights(*aotiplug::loadWeightsFile((dir / "many.pt").string()), entryOf(expected, "many"),
+                    "2,100 entries");
+  // Storages saved on a GPU are read onto the CPU (the executor moves weights to its device).
+  const auto from_gpu = aotiplug::loadWeightsFile((dir / "cuda_saved.pt").string());
+  expectSameWeights(*from_gpu, nested, "saved from cuda:0");
+  for (const auto& [name, t] : from_gpu->all()) BOOST_TEST(t.device().is_cpu(), name);
 
   expectError([&] { aotiplug::loadWeightsFile((dir / "protocol4.pt").string()); }, StatusCode::kInvalidArgument,
               {"protocol4.pt", "pickled with protocol 4", "torch.save's default"});
@@ -319,6 +325,16 @@ BOOST_AUTO_TEST_CASE(weights_files_saved_the_ways_users_save_them) {
               {"module.pt", "holds a module: save its state_dict() instead"});
   expectError([&] { aotiplug::loadWeightsFile((dir / "legacy.pt").string()); }, StatusCode::kInvalidArgument,
               {"legacy.pt", "not a zip archive", "_use_new_zipfile_serialization=False"});
+  expectError([&] { aotiplug::loadWeightsFile((dir / "checkpoint.pt").string()); }, StatusCode::kInvalidArgument,
+              {"checkpoint.pt", "'model' is a GenericDict, not a tensor", "save the model's state_dict() on its own"});
+  // Damaged or crafted: nothing past what the file holds reaches a model, and no entry is
+  // lost silently.
+  expectError([&] { aotiplug::loadWeightsFile((dir / "past_storage.pt").string()); }, StatusCode::kInvalidArgument,
+              {"past_storage.pt: 'w' is damaged", "reach past its storage of 32 bytes"});
+  expectError([&] { aotiplug::loadWeightsFile((dir / "short_record.pt").string()); }, StatusCode::kInvalidArgument,
+              {"short_record.pt: 'w' is damaged", "its storage says 256 bytes, its record in the file holds 16"});
+  expectError([&] { aotiplug::loadWeightsFile((dir / "entry_in_state.pt").string()); },
+              StatusCode::kInvalidArgument, {"entry_in_state.pt"});
 }
 
 BOOST_AUTO_TEST_CASE(executors_of_one_unchanged_package_share_its_extraction) {

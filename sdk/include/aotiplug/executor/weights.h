@@ -12,9 +12,11 @@
 // loadWeightsFile reads a set from a file: a torch.save'd dict of tensors by FQN — what
 // `torch.save(module.state_dict(), path)` writes (an OrderedDict with `_metadata`, which
 // LibTorch's own pickle_load cannot read; the metadata is dropped), or a plain dict. Each
-// tensor is read once from its record in the archive. Refused, saying why: a module saved
-// whole, pickle protocols other than 2 (torch.save's default), the pre-1.6 non-zip format.
-// Compiled into libaotiplug.
+// tensor is read once from its record in the archive, onto the CPU wherever it was saved
+// (the executor moves weights to its device). Refused, saying why: a module saved whole, a
+// checkpoint holding the state dict, pickle protocols other than 2 (torch.save's default),
+// the pre-1.6 non-zip format, and a damaged file — a tensor reaching past its storage, a
+// storage unlike its record. Compiled into libaotiplug.
 //
 // Thread safety: immutable after construction; safe to share between threads.
 
