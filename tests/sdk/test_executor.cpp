@@ -329,8 +329,10 @@ BOOST_AUTO_TEST_CASE(weights_files_saved_the_ways_users_save_them) {
               {"checkpoint.pt", "'model' is a GenericDict, not a tensor", "save the model's state_dict() on its own"});
   // Damaged or crafted: nothing past what the file holds reaches a model, and no entry is
   // lost silently.
+  // (LibTorch 2.15's unpickler refuses this one itself: "... require a storage of at least
+  // 256 bytes, but storage only has 32 bytes"; 2.11's does not, and our check does.)
   expectError([&] { aotiplug::loadWeightsFile((dir / "past_storage.pt").string()); }, StatusCode::kInvalidArgument,
-              {"past_storage.pt: 'w' is damaged", "reach past its storage of 32 bytes"});
+              {"past_storage.pt", "storage", "32 bytes"});
   expectError([&] { aotiplug::loadWeightsFile((dir / "short_record.pt").string()); }, StatusCode::kInvalidArgument,
               {"short_record.pt: 'w' is damaged", "its storage says 256 bytes, its record in the file holds 16"});
   expectError([&] { aotiplug::loadWeightsFile((dir / "entry_in_state.pt").string()); },
