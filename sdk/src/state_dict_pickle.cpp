@@ -157,18 +157,18 @@ struct Mutation {
 };
 
 // Deletes each BUILD applied to one of the rewritten OrderedDicts (at `dict_offsets` in
-// out.bytes), with the ops that built its state (state_dict's `_metadata`), keeping the
+// the bytes), with the ops that built its state (state_dict's `_metadata`), keeping the
 // dict. False — the caller then leaves the pickle alone — when the pickle cannot be walked
 // so, when a BUILD applies to anything else, when a deleted op changed an object made
 // outside the deleted ops (dropping it would lose that change silently), or when a later
 // op fetches from the memo something put there by a deleted op.
-bool dropBuilds(AdaptedPickle& out, const std::set<std::size_t>& dict_offsets) {
+bool dropBuilds(std::string& bytes, const std::set<std::size_t>& dict_offsets) {
   std::vector<Op> ops;
   std::vector<Item> stack;
   std::vector<std::pair<std::size_t, std::size_t>> marks;  // stack size, MARK op
   std::vector<Mutation> mutations;
-  for (std::size_t pos = 0; pos < out.bytes.size();) {
-    auto read = readOp(out.bytes, pos);
+  for (std::size_t pos = 0; pos < bytes.size();) {
+    auto read = readOp(bytes, pos);
     if (!read) return false;
     const Op& op = ops.emplace_back(*read);
     const std::size_t i = ops.size() - 1;
@@ -226,7 +226,6 @@ bool dropBuilds(AdaptedPickle& out, const std::set<std::size_t>& dict_offsets) {
       deleted[i] = true;
       range_start[i] = m->state_start;
     }
-    ++out.builds;
   }
   for (const Mutation& m : mutations) {
     if (!deleted[m.op]) continue;
@@ -236,35 +235,35 @@ bool dropBuilds(AdaptedPickle& out, const std::set<std::size_t>& dict_offsets) {
   }
   std::set<long long> deleted_memo;
   std::string kept;
-  kept.reserve(out.bytes.size());
+  kept.reserve(bytes.size());
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (deleted[i]) {
       if (isPut(ops[i].code)) deleted_memo.insert(ops[i].memo);
       continue;
     }
     if (isGet(ops[i].code) && deleted_memo.count(ops[i].memo) != 0) return false;
-    kept.append(out.bytes, ops[i].begin, ops[i].end - ops[i].begin);
+    kept.append(bytes, ops[i].begin, ops[i].end - ops[i].begin);
   }
-  out.bytes = std::move(kept);
+  bytes = std::move(kept);
   return true;
 }
 
 }  // namespace
 
-AdaptedPickle adaptStateDictPickle(std::string_view pickle) {
+std::string adaptStateDictPickle(std::string_view pickle) {
   std::vector<Op> ops;
   for (std::size_t pos = 0; pos < pickle.size();) {
     auto op = readOp(pickle, pos);
-    if (!op) return {std::string(pickle), 0, 0};
+    if (!op) return std::string(pickle);
     ops.push_back(*op);
     pos = op->end;
     if (op->code == '.') break;  // STOP
   }
-  AdaptedPickle out;
-  out.bytes.reserve(pickle.size());
-  auto copy = [&](const Op& op) { out.bytes.append(pickle.substr(op.begin, op.end - op.begin)); };
+  std::string out;
+  out.reserve(pickle.size());
+  auto copy = [&](const Op& op) { out.append(pickle.substr(op.begin, op.end - op.begin)); };
   std::set<long long> ordered_dict_memo;  // memo slots holding the OrderedDict class
-  std::set<std::size_t> dict_offsets;     // where the dicts made of them begin in out.bytes
+  std::set<std::size_t> dict_offsets;     // where the dicts made of them begin in out
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i];
     const bool is_class = (op.code == 'c' && op.global == "collections\nOrderedDict");
@@ -281,9 +280,8 @@ AdaptedPickle adaptStateDictPickle(std::string_view pickle) {
       ++next;
     }
     if (next + 1 < ops.size() && ops[next].code == ')' && ops[next + 1].code == 'R') {
-      dict_offsets.insert(out.bytes.size());
-      out.bytes += '}';
-      ++out.ordered_dicts;
+      dict_offsets.insert(out.size());
+      out += '}';
       // The class's memo slot is filled with this dict (LibTorch's unpickler has no POP to
       // fill it with something else): its GETs are rewritten too, or give the class back.
       if (put != nullptr) {
@@ -301,11 +299,11 @@ AdaptedPickle adaptStateDictPickle(std::string_view pickle) {
         i = next - 1;
       }
     } else {
-      out.bytes += "ccollections\nOrderedDict\n";  // the class, not the dict in its slot
+      out += "ccollections\nOrderedDict\n";  // the class, not the dict in its slot
     }
   }
-  if (out.ordered_dicts == 0) return {std::string(pickle), 0, 0};
-  if (!dropBuilds(out, dict_offsets)) return {std::string(pickle), 0, 0};
+  if (dict_offsets.empty()) return std::string(pickle);
+  if (!dropBuilds(out, dict_offsets)) return std::string(pickle);
   return out;
 }
 

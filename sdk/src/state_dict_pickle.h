@@ -27,12 +27,6 @@
 
 namespace aotiplug::detail {
 
-struct AdaptedPickle {
-  std::string bytes;
-  int ordered_dicts = 0;  // OrderedDicts made empty dicts
-  int builds = 0;         // BUILDs removed, with their state
-};
-
-AdaptedPickle adaptStateDictPickle(std::string_view pickle);
+std::string adaptStateDictPickle(std::string_view pickle);
 
 }  // namespace aotiplug::detail

@@ -36,12 +36,12 @@ c10::IValue unpickleArchive(const std::string& path, std::map<const void*, std::
                 "weights file " + path + " was pickled with protocol " + std::to_string(head[1]) +
                     "; LibTorch reads protocol 2, torch.save's default (save it without pickle_protocol=)");
   }
-  const detail::AdaptedPickle adapted =
+  const std::string adapted =
       detail::adaptStateDictPickle({static_cast<const char*>(pickle.get()), pickle_size});
   std::size_t offset = 0;
   auto reader = [&](char* buffer, std::size_t n) -> std::size_t {
-    const std::size_t count = std::min(n, adapted.bytes.size() - offset);
-    std::memcpy(buffer, adapted.bytes.data() + offset, count);
+    const std::size_t count = std::min(n, adapted.size() - offset);
+    std::memcpy(buffer, adapted.data() + offset, count);
     offset += count;
     return count;
   };
