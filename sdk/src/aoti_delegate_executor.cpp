@@ -263,12 +263,13 @@ void AOTIDelegateExecutor::commitWeights() {
     throw Error(StatusCode::kFailedPrecondition,
                 "commitWeights: no processed weights to commit (call processWeights first)");
   }
-  {
-    // Runs in flight finish first; the runs after the swap see the new generation.
-    std::unique_lock<WriterPreferringMutex> runs(*generation_mutex_);
+  // Runs in flight finish first; the runs after the swap see the new generation. The last
+  // run out makes the swap itself on its way out (runExclusive), so neither it nor a run
+  // held back sleeps until this thread wakes up to do it.
+  generation_mutex_->runExclusive([this] {
     runner_->swap_constant_buffer();
     generation_.fetch_add(1, std::memory_order_acq_rel);
-  }
+  });
   active_weights_ = std::move(pending_weights_);
 }
 

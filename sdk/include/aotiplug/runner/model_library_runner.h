@@ -162,6 +162,10 @@ class ModelLibraryRunner : public ModelContainerRunner {
   ModelInfo info_;
   bool single_threaded_;
   bool has_folded_constants_ = false;
+  // The library has made the inactive buffer's map (it does so lazily, on the first call
+  // that asks for it, a run's fold included): set by the first inactive update. Under
+  // weights_mutex_.
+  bool inactive_map_made_ = false;
 
   // run(): shared; active-buffer changes: exclusive. Writer-preferring, so a swap is not
   // starved by a steady stream of runs.
