@@ -198,7 +198,13 @@ json swapLatency(const Args& a, const std::string& name, double seconds) {
   for (const auto& [fqn, t] : exec.runner().extract_constants_map(false)) wa.emplace(fqn, t.clone());
   const auto A = std::make_shared<aotiplug::Weights>(wa);
   const auto B = std::make_shared<aotiplug::Weights>(data.weights_b);
-  auto measure = [&](bool swapping) {
+  // Each run's latency, and apart: the runs that were the first on newly committed weights
+  // (their generation differs from the run before), and the others.
+  struct Samples {
+    std::vector<double> lat, first_after_swap, same_weights, process_us, commit_us;
+    long swaps = 0;
+  };
+  auto measure = [&](bool swapping, double block_seconds, Samples& out) {
     std::atomic<bool> stop{false};
     std::atomic<long> swaps{0};
     std::vector<double> process_us, commit_us;
@@ -217,35 +223,45 @@ json swapLatency(const Args& a, const std::string& name, double seconds) {
         }
       });
     }
-    // Each run's latency, and apart: the runs that were the first on newly committed
-    // weights (their generation differs from the run before), and the others.
-    std::vector<double> lat, first_after_swap, same_weights;
     std::uint64_t previous = exec.weightsGeneration();
-    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+    const auto until = Clock::now() + std::chrono::duration<double>(block_seconds);
     while (Clock::now() < until) {
       aotiplug::AOTIDelegateExecutor::RunInfo info;
       const auto t0 = Clock::now();
       exec.run(data.inputs, info);
       const double t = us(Clock::now() - t0);
-      lat.push_back(t);
-      (info.weights_generation != previous ? first_after_swap : same_weights).push_back(t);
+      out.lat.push_back(t);
+      (info.weights_generation != previous ? out.first_after_swap : out.same_weights).push_back(t);
       previous = info.weights_generation;
     }
     stop = true;
     if (swapper.joinable()) swapper.join();
-    json j = stats(lat);
-    j["swaps"] = swaps.load();
-    j["first_run_after_a_swap_us"] = stats(first_after_swap);
-    j["runs_on_the_same_weights_us"] = stats(same_weights);
+    out.swaps += swaps.load();
+    out.process_us.insert(out.process_us.end(), process_us.begin(), process_us.end());
+    out.commit_us.insert(out.commit_us.end(), commit_us.begin(), commit_us.end());
+  };
+  // Steady and swapping in alternating blocks (steady, swapping, swapping, steady, ...), so
+  // that a noisy spell of the machine falls on both alike rather than on one 4 s stretch.
+  Samples steady_s, during_s;
+  constexpr int kBlocks = 8;
+  for (int b = 0; b < kBlocks; ++b) {
+    const bool swapping = (b % 4 == 1 || b % 4 == 2);
+    measure(swapping, seconds / (kBlocks / 2), swapping ? during_s : steady_s);
+  }
+  auto summarize = [&](const Samples& x, bool swapping) {
+    json j = stats(x.lat);
+    j["swaps"] = x.swaps;
+    j["first_run_after_a_swap_us"] = stats(x.first_after_swap);
+    j["runs_on_the_same_weights_us"] = stats(x.same_weights);
     if (swapping) {
-      j["process_weights_us"] = stats(process_us);
-      j["commit_weights_us"] = stats(commit_us);
+      j["process_weights_us"] = stats(x.process_us);
+      j["commit_weights_us"] = stats(x.commit_us);
     }
     return j;
   };
-  json steady = measure(false);
-  json during = measure(true);
-  return {{"steady_us", steady}, {"during_swaps_us", during},
+  json steady = summarize(steady_s, false);
+  json during = summarize(during_s, true);
+  return {{"steady_us", steady}, {"during_swaps_us", during}, {"blocks", kBlocks},
           {"p99_ratio", during["p99"].get<double>() / steady["p99"].get<double>()},
           {"p50_ratio", during["median"].get<double>() / steady["median"].get<double>()}};
 }
