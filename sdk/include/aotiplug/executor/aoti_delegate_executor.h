@@ -26,7 +26,9 @@
 //    user-managed buffers; then read once, on the CPU, so that the first run on them
 //    finds them in the cache) and folds it (when the model has folded constants). A
 //    refused set leaves the active weights untouched;
-//  - commitWeights(): makes the processed set active (a swap that waits for runs in flight);
+//  - commitWeights(): makes the processed set active (a swap that waits for runs in flight;
+//    the last run out makes the swap on its own thread before its run() returns, so the
+//    runs held back meanwhile do not wait for the committing thread to wake up);
 //  - initWeights(w): a model whose weights are inside its .so keeps them (as upstream);
 //    a model compiled without them gets w loaded as its active weights;
 //  - processWeights/commitWeights are serialized against each other; run() may be called
