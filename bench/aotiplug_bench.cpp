@@ -28,12 +28,14 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -198,13 +200,59 @@ json swapLatency(const Args& a, const std::string& name, double seconds) {
   for (const auto& [fqn, t] : exec.runner().extract_constants_map(false)) wa.emplace(fqn, t.clone());
   const auto A = std::make_shared<aotiplug::Weights>(wa);
   const auto B = std::make_shared<aotiplug::Weights>(data.weights_b);
+
+  // Upstream, the same loop: update_inactive_constant_buffer (a copy into the library's
+  // inactive buffer) and swap_constant_buffer, on its own copy of the library.
+  const fs::path copy = fs::path(exec.extractionDirectory()) / "upstream_swap_copy.so";
+  fs::copy_file(exec.modelInfo().model_path, copy, fs::copy_options::overwrite_existing);
+  torch::inductor::AOTIModelContainerRunnerCpu upstream(copy.string(), 1);
+  std::map<std::string, std::string> fqn_to_name;
+  for (const auto& [n, fqn] : upstream.getConstantNamesToOriginalFQNs()) fqn_to_name[fqn] = n;
+  std::array<std::map<std::string, at::Tensor>, 2> upstream_sets;  // by constant name
+  for (const auto& [fqn, t] : wa) upstream_sets[0][fqn_to_name.at(fqn)] = t;
+  for (const auto& [fqn, t] : data.weights_b) {
+    if (fqn_to_name.count(fqn) != 0) upstream_sets[1][fqn_to_name.at(fqn)] = t;
+  }
+  std::array<torch::inductor::TensorConstantMap, 2> upstream_maps;
+  for (int i = 0; i < 2; ++i) {
+    for (auto& [n, t] : upstream_sets[i]) upstream_maps[i][n] = &t;
+  }
+  std::atomic<std::uint64_t> upstream_swaps{0};  // upstream tells no generation: count swaps
+
+  struct Side {
+    std::function<std::uint64_t()> run;  // returns the weights generation it ran on
+    std::function<void(long)> process;    // the n-th swap's first step
+    std::function<void()> commit;
+  };
+  const Side ours{[&] {
+                    aotiplug::AOTIDelegateExecutor::RunInfo info;
+                    exec.run(data.inputs, info);
+                    return info.weights_generation;
+                  },
+                  [&](long n) { exec.processWeights(n % 2 == 0 ? B : A); },
+                  [&] { exec.commitWeights(); }};
+  const Side theirs{[&] {
+                      const std::uint64_t g = upstream_swaps.load();
+                      upstream.run(data.inputs);
+                      return g;
+                    },
+                    [&](long n) { upstream.update_inactive_constant_buffer(upstream_maps[n % 2 == 0 ? 1 : 0]); },
+                    [&] {
+                      upstream.swap_constant_buffer();
+                      ++upstream_swaps;
+                    }};
+  for (int i = 0; i < 20; ++i) {
+    ours.run();
+    theirs.run();
+  }
+
   // Each run's latency, and apart: the runs that were the first on newly committed weights
   // (their generation differs from the run before), and the others.
   struct Samples {
     std::vector<double> lat, first_after_swap, same_weights, process_us, commit_us;
     long swaps = 0;
   };
-  auto measure = [&](bool swapping, double block_seconds, Samples& out) {
+  auto measure = [&](const Side& side, bool swapping, double block_seconds, Samples& out) {
     std::atomic<bool> stop{false};
     std::atomic<long> swaps{0};
     std::vector<double> process_us, commit_us;
@@ -214,25 +262,24 @@ json swapLatency(const Args& a, const std::string& name, double seconds) {
         at::set_num_threads(1);
         while (!stop.load()) {
           const auto t0 = Clock::now();
-          exec.processWeights(swaps % 2 == 0 ? B : A);
+          side.process(swaps.load());
           const auto t1 = Clock::now();
-          exec.commitWeights();
+          side.commit();
           commit_us.push_back(us(Clock::now() - t1));
           process_us.push_back(us(t1 - t0));
           ++swaps;
         }
       });
     }
-    std::uint64_t previous = exec.weightsGeneration();
+    std::uint64_t previous = side.run();
     const auto until = Clock::now() + std::chrono::duration<double>(block_seconds);
     while (Clock::now() < until) {
-      aotiplug::AOTIDelegateExecutor::RunInfo info;
       const auto t0 = Clock::now();
-      exec.run(data.inputs, info);
+      const std::uint64_t generation = side.run();
       const double t = us(Clock::now() - t0);
       out.lat.push_back(t);
-      (info.weights_generation != previous ? out.first_after_swap : out.same_weights).push_back(t);
-      previous = info.weights_generation;
+      (generation != previous ? out.first_after_swap : out.same_weights).push_back(t);
+      previous = generation;
     }
     stop = true;
     if (swapper.joinable()) swapper.join();
@@ -241,29 +288,43 @@ json swapLatency(const Args& a, const std::string& name, double seconds) {
     out.commit_us.insert(out.commit_us.end(), commit_us.begin(), commit_us.end());
   };
   // Steady and swapping in alternating blocks (steady, swapping, swapping, steady, ...), so
-  // that a noisy spell of the machine falls on both alike rather than on one 4 s stretch.
-  Samples steady_s, during_s;
+  // that a noisy spell of the machine falls on both alike rather than on one 4 s stretch;
+  // in each block both sides, in turns.
+  Samples steady_s, during_s, up_steady_s, up_during_s;
   constexpr int kBlocks = 8;
+  const double block = seconds / (kBlocks / 2);
   for (int b = 0; b < kBlocks; ++b) {
     const bool swapping = (b % 4 == 1 || b % 4 == 2);
-    measure(swapping, seconds / (kBlocks / 2), swapping ? during_s : steady_s);
+    for (int turn = 0; turn < 2; ++turn) {
+      if ((turn + b) % 2 == 0) {
+        measure(ours, swapping, block, swapping ? during_s : steady_s);
+      } else {
+        measure(theirs, swapping, block, swapping ? up_during_s : up_steady_s);
+      }
+    }
   }
-  auto summarize = [&](const Samples& x, bool swapping) {
+  auto summarize = [&](const Samples& x, bool swapping, const char* first_step, const char* second_step) {
     json j = stats(x.lat);
     j["swaps"] = x.swaps;
     j["first_run_after_a_swap_us"] = stats(x.first_after_swap);
     j["runs_on_the_same_weights_us"] = stats(x.same_weights);
     if (swapping) {
-      j["process_weights_us"] = stats(x.process_us);
-      j["commit_weights_us"] = stats(x.commit_us);
+      j[first_step] = stats(x.process_us);
+      j[second_step] = stats(x.commit_us);
     }
     return j;
   };
-  json steady = summarize(steady_s, false);
-  json during = summarize(during_s, true);
+  json steady = summarize(steady_s, false, "", "");
+  json during = summarize(during_s, true, "process_weights_us", "commit_weights_us");
+  json up_steady = summarize(up_steady_s, false, "", "");
+  json up_during = summarize(up_during_s, true, "update_inactive_constant_buffer_us", "swap_constant_buffer_us");
+  json upstream_j = {{"steady_us", up_steady}, {"during_swaps_us", up_during},
+                     {"p99_ratio", up_during["p99"].get<double>() / up_steady["p99"].get<double>()},
+                     {"p50_ratio", up_during["median"].get<double>() / up_steady["median"].get<double>()}};
   return {{"steady_us", steady}, {"during_swaps_us", during}, {"blocks", kBlocks},
           {"p99_ratio", during["p99"].get<double>() / steady["p99"].get<double>()},
-          {"p50_ratio", during["median"].get<double>() / steady["median"].get<double>()}};
+          {"p50_ratio", during["median"].get<double>() / steady["median"].get<double>()},
+          {"upstream", upstream_j}};
 }
 
 // ---- 3. hot swap: memory ----

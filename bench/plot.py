@@ -49,9 +49,19 @@ def main() -> int:
     sl = results["swap"]["latency"]
     ax = axes[1][0]
     x = ["p50", "p99"]
-    ax.bar([0, 1], [sl["steady_us"]["median"], sl["steady_us"]["p99"]], width=0.4, label="steady")
-    ax.bar([0.4, 1.4], [sl["during_swaps_us"]["median"], sl["during_swaps_us"]["p99"]], width=0.4, label="during swaps")
-    ax.set_xticks([0.2, 1.2], x)
+    if "upstream" in sl:
+        # ours steady, ours during swaps, upstream steady, upstream during swaps
+        u = sl["upstream"]
+        series = [("ours steady", sl["steady_us"]), ("ours, swaps", sl["during_swaps_us"]),
+                  ("upstream steady", u["steady_us"]), ("upstream, swaps", u["during_swaps_us"])]
+        for i, (label, st) in enumerate(series):
+            ax.bar([i * 0.2, 1 + i * 0.2], [st["median"], st["p99"]], width=0.2, label=label)
+        ax.set_xticks([0.3, 1.3], x)
+    else:
+        ax.bar([0, 1], [sl["steady_us"]["median"], sl["steady_us"]["p99"]], width=0.4, label="steady")
+        ax.bar([0.4, 1.4], [sl["during_swaps_us"]["median"], sl["during_swaps_us"]["p99"]], width=0.4,
+               label="during swaps")
+        ax.set_xticks([0.2, 1.2], x)
     ax.set_title("3. run() while weights are swapped")
     ax.set_ylabel("µs")
     ax.legend()

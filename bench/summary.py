@@ -38,6 +38,12 @@ def main() -> int:
         row("3. run() p99 during swaps / steady p99",
             f"{s['p99_ratio']:.2f}x ({s['during_swaps_us']['p99']:.1f} vs {s['steady_us']['p99']:.1f} µs, "
             f"{s['during_swaps_us']['swaps']} swaps)", "<= 1.2x", s["p99_ratio"] <= 1.2)
+        if "upstream" in s:
+            u = s["upstream"]
+            row("3. upstream runner, the same swap loop: p99 during / steady",
+                f"{u['p99_ratio']:.2f}x ({u['during_swaps_us']['p99']:.1f} vs {u['steady_us']['p99']:.1f} µs, "
+                f"{u['during_swaps_us']['swaps']} swaps); ours / upstream during swaps: "
+                f"{s['during_swaps_us']['p99'] / u['during_swaps_us']['p99']:.2f}x p99", "", None)
         pw = s["during_swaps_us"]["process_weights_us"]["median"]
         row("3. processWeights median / one run (steady median)",
             f"{pw / s['steady_us']['median']:.2f}x ({pw:.0f} vs {s['steady_us']['median']:.0f} µs)", "<= 1x",
