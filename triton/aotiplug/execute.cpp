@@ -14,6 +14,7 @@
 
 #include "batch_plan.h"
 #include "served_model.h"
+#include "timestamps.h"
 #include "triton_error.h"
 
 #include <aotiplug/error.h>
@@ -26,18 +27,11 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <map>
 
 namespace aotiplug::triton {
 namespace {
-
-std::uint64_t nowNs() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
-}
 
 std::string describe(const std::int64_t* shape, std::uint32_t dims) {
   std::string out = "[";

@@ -4,11 +4,11 @@
 #include "model_config.h"
 #include "model_config_io.h"
 #include "served_model.h"
+#include "timestamps.h"
 #include "triton_error.h"
 
 #include <aotiplug/error.h>
 
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -17,12 +17,6 @@ namespace aotiplug::triton {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::uint64_t nowNs() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
-}
 
 // The bytes of a request input (its buffers, in host memory), by name.
 std::map<std::string, std::pair<TRITONSERVER_DataType, std::string>> readInputs(TRITONBACKEND_Request* request) {
