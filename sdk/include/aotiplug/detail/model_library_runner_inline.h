@@ -211,7 +211,11 @@ inline std::unique_lock<WriterPreferringMutex> ModelLibraryRunner::lockRunsIfUnf
   // inactive update (before, the fold and the update could both create it). Without this,
   // every processWeights after a swap waited for the run that folds, and the run after it
   // (the bench's swap loop: processWeights 1.6-1.8 ms, three runs, against 24 us alone).
-  const bool fold_touches_inactive = has_folded_constants_ || !inactive_map_made_;
+  // Read in the container code of torch 2.11 and 2.15; a library without user-managed
+  // buffers comes from an older torch, whose container code was not read, and keeps the
+  // lock.
+  const bool checked_container = info_.features.user_managed_constant_buffer;
+  const bool fold_touches_inactive = has_folded_constants_ || !inactive_map_made_ || !checked_container;
   if (single_threaded_ || (state(activeIndex()) == BufferState::kLoaded && fold_touches_inactive)) {
     exclusive.lock();
   }
