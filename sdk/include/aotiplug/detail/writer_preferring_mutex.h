@@ -76,12 +76,7 @@ class WriterPreferringMutex {
   }
 
   void lock() {
-    writers_.lock();  // one writer at a time; the others queue here
-    {
-      // The readers a previous writer held back come in first.
-      std::unique_lock<std::mutex> lock(waiting_);
-      changed_.wait(lock, [&] { return waiting_readers_ == 0; });
-    }
+    takeWriterTurn();
     const std::uint32_t before = state_.fetch_or(kWriter, std::memory_order_acq_rel);
     if ((before & kReaders) != 0) {
       std::unique_lock<std::mutex> lock(waiting_);
@@ -106,7 +101,12 @@ class WriterPreferringMutex {
     return false;
   }
   void unlock() {
-    releaseWriterBit();
+    {
+      // Under waiting_, so a reader checking the bit before it sleeps cannot miss the change.
+      std::lock_guard<std::mutex> lock(waiting_);
+      state_.fetch_and(~kWriter, std::memory_order_release);
+    }
+    changed_.notify_all();
     writers_.unlock();
   }
 
@@ -120,11 +120,7 @@ class WriterPreferringMutex {
     Handover h;
     h.run = [](void* a) { (*static_cast<Fn*>(a))(); };
     h.action = const_cast<void*>(static_cast<const void*>(&action));
-    writers_.lock();  // one writer at a time; the others queue here
-    {
-      std::unique_lock<std::mutex> lock(waiting_);
-      changed_.wait(lock, [&] { return waiting_readers_ == 0; });
-    }
+    takeWriterTurn();
     // Posted before the bit is set: whoever sees the bit with the count at zero finds it.
     handover_.store(&h, std::memory_order_release);
     const std::uint32_t before = state_.fetch_or(kWriter | kHandover, std::memory_order_acq_rel);
@@ -148,6 +144,14 @@ class WriterPreferringMutex {
   static constexpr std::uint32_t kHandover = std::uint32_t{1} << 30;  // by runExclusive
   static constexpr std::uint32_t kClaimed = std::uint32_t{1} << 29;   // its action taken
   static constexpr std::uint32_t kReaders = kClaimed - 1;
+
+  // One writer at a time (the others queue on writers_), and the readers a previous writer
+  // held back come in first.
+  void takeWriterTurn() {
+    writers_.lock();
+    std::unique_lock<std::mutex> lock(waiting_);
+    changed_.wait(lock, [&] { return waiting_readers_ == 0; });
+  }
 
   // A writer holds or wants the lock: back out, sleep until it is done, try again. Counted
   // as waiting until in, so that no new writer sets its bit before this reader has come in.
@@ -212,14 +216,6 @@ class WriterPreferringMutex {
       state_.fetch_and(~(kWriter | kHandover | kClaimed), std::memory_order_release);
       h->error = std::move(error);
       h->done = true;  // the writer may return (and `h` go) once waiting_ is released
-    }
-    changed_.notify_all();
-  }
-  void releaseWriterBit() noexcept {
-    {
-      // Under waiting_, so a reader checking the bit before it sleeps cannot miss the change.
-      std::lock_guard<std::mutex> lock(waiting_);
-      state_.fetch_and(~kWriter, std::memory_order_release);
     }
     changed_.notify_all();
   }
