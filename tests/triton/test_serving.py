@@ -152,6 +152,9 @@ class Serving(unittest.TestCase):
                   config=ONE_LINE + "instance_group [{ kind: KIND_CPU, count: 2 }]\n",
                   files={"weights_b.pt": state_dict_b})
         add_model(repo, "contradict", "mlp")  # loaded by test_contradicting_configs only
+        add_model(repo, "queued", "dynamic_batch",  # holds a request up to 1 s for a batch of 64
+                  config=ONE_LINE + "max_batch_size: 64\n"
+                  "dynamic_batching { preferred_batch_size: [64] max_queue_delay_microseconds: 1000000 }\n")
         os.makedirs(os.path.join(repo, "control"))
         with open(os.path.join(repo, "control", "config.pbtxt"), "w") as f:
             f.write(ONE_LINE + 'parameters { key: "weights_control" value { string_value: "true" } }\n')
@@ -160,7 +163,7 @@ class Serving(unittest.TestCase):
         cls.server = TritonServer(repo, backend_dir=BACKENDS, plugin_dir=cls.plugins,
                                   log_path=os.path.join(BUILD, "tests", "triton", "serving-server.log"),
                                   explicit=True,
-                                  load=("plain_conv", "packaged", "multi", "static", "split", "pair", "control"),
+                                  load=("plain_conv", "packaged", "multi", "static", "split", "pair", "queued", "control"),
                                   env={"XDG_CACHE_HOME": os.path.join(cls.tmp.name, "cache")})
         cls.server.start()
         cls.http = httpclient.InferenceServerClient(cls.server.http_url)
@@ -290,6 +293,39 @@ class Serving(unittest.TestCase):
         batched = [b for b in stats["batch_stats"] if int(b["batch_size"]) > 1]
         self.assertTrue(batched, f"no batch of more than one request ran: {stats['batch_stats']}")
         self.assertLess(int(stats["execution_count"]), int(stats["inference_count"]))
+
+    def test_a_request_cancelled_while_queued_is_not_run(self):
+        # The client cancels a request while it waits for its batch: the server answers it
+        # without running it (counted as failed), and the model serves the next one.
+        grpc = grpcclient.InferenceServerClient(self.server.grpc_url)
+        x = self.dyn["extra_inputs"][0][:1].contiguous()
+        inp = grpcclient.InferInput("x", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x.numpy())
+        before = self.http.get_inference_statistics("queued")["model_stats"][0]
+        answered, results = threading.Event(), []
+        call = grpc.async_infer("queued", [inp], callback=lambda result, error: (results.append(error),
+                                                                                 answered.set()))
+        time.sleep(0.2)
+        call.cancel()
+        self.assertTrue(answered.wait(30), "the cancelled call never returned")
+        self.assertIn("CANCELLED", str(results[0]))
+        deadline = time.monotonic() + 30  # the server finishes it when its batch is formed
+        while True:
+            stats = self.http.get_inference_statistics("queued")["model_stats"][0]
+            if int(stats["inference_stats"]["fail"]["count"]) > int(before["inference_stats"]["fail"]["count"]):
+                break
+            self.assertLess(time.monotonic(), deadline, f"the server never finished the cancelled request: {stats}")
+            time.sleep(0.1)
+        self.assertEqual(int(stats["inference_stats"]["fail"]["count"]),
+                         int(before["inference_stats"]["fail"]["count"]) + 1)
+        for field in ("inference_count", "execution_count"):
+            self.assertEqual(int(stats[field]), int(before[field]), f"the cancelled request ran: {field}")
+        r = grpc.infer("queued", [inp])
+        np.testing.assert_allclose(r.as_numpy("mul"), self.dyn["extra_outputs"][0][:1].numpy(), rtol=1e-4, atol=1e-5)
+        self.assertEqual(int(self.http.get_inference_statistics("queued")["model_stats"][0]["execution_count"]),
+                         int(before["execution_count"]) + 1)
+        grpc.close()
+        self.assertServerReady()
 
     def test_an_input_in_several_buffers(self):
         # A body sent with chunked transfer encoding reaches the backend as one buffer per

@@ -153,6 +153,7 @@ class Execution {
     throwIfFailed(TRITONBACKEND_RequestIsCancelled(req.request, &cancelled), "reading the request");
     if (cancelled) {
       req.fail(TRITONSERVER_ERROR_CANCELLED, model_ + ": the request was cancelled before it ran");
+      logVerbose(model_ + ": a request was cancelled before it ran; answered CANCELLED without running it");
       return;
     }
     std::uint32_t n = 0;
