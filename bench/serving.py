@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -137,14 +138,17 @@ def write_repository(repo: str, models_dir: str, io_specs: dict) -> None:
 
 
 def perf(tool: dict, server: TritonServer, model: str, concurrency: int, requests: int, timeout: float) -> dict:
-    """One perf_analyzer measurement: `requests` requests per window, at most three windows."""
+    """One perf_analyzer measurement: `requests` requests per window, at most three windows.
+    Also where the CPU went (see cpu_per_request)."""
     csv_path = os.path.join(tool["work"], f"{model}-c{concurrency}.csv")
     cmd = [tool["perf_analyzer"], "-m", model, "-u", server.http_url, "-i", "http", "-b", "1",
            "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-mode", "count_windows",
            "--measurement-request-count", str(requests), "--max-trials", "3", "--stability-percentage", "10000",
            "--percentile", "99", "-f", csv_path]
+    before = cpu_snapshot(server, model)
     r = subprocess.run(cmd, env=dict(os.environ, LD_LIBRARY_PATH=tool["libs"]), capture_output=True, text=True,
                        timeout=timeout)
+    after = cpu_snapshot(server, model)
     if r.returncode != 0:
         raise RuntimeError(f"perf_analyzer failed for {model} at concurrency {concurrency}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     row = next(csv.DictReader(io.StringIO(open(csv_path).read())))
@@ -154,7 +158,59 @@ def perf(tool: dict, server: TritonServer, model: str, concurrency: int, request
             "p90_us": float(row["p90 latency"]), "p99_us": float(row["p99 latency"]),
             "server_queue_us": float(row["Server Queue"]),
             "server_compute_us": float(row["Server Compute Infer"]), "server_us": server_us,
-            "client_send_recv_us": float(row["Client Send"]) + float(row["Client Recv"])}
+            "client_send_recv_us": float(row["Client Send"]) + float(row["Client Recv"]),
+            "cpu": cpu_per_request(before, after)}
+
+
+def cpu_snapshot(server: TritonServer, model: str) -> dict:
+    """CPU seconds so far of the server and its stub processes (user, system) and of this
+    process's reaped children (perf_analyzer runs are the only children reaped while a server
+    runs), and the model's successful requests and model time (batch_stats: each execution
+    counted once)."""
+    user = system = 0
+    for pid in server_processes(server.process.pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+        except OSError:  # gone in between
+            continue
+        user, system = user + int(fields[11]), system + int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with urllib.request.urlopen(f"http://{server.http_url}/v2/models/{model}/stats", timeout=60) as r:
+        stats = json.loads(r.read())["model_stats"][0]
+    return {"server_user_s": user / tick, "server_system_s": system / tick,
+            "client_s": children.ru_utime + children.ru_stime, "wall_s": time.monotonic(),
+            "requests": int(stats["inference_stats"]["success"]["count"]),
+            "model_s": sum(int(b["compute_infer"]["ns"]) for b in stats.get("batch_stats", [])) / 1e9}
+
+
+def server_processes(pid: int) -> list[int]:
+    """The server and its children: the Python backend runs each model instance in a stub
+    process of its own, whose CPU is the server's too."""
+    out = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def cpu_per_request(before: dict, after: dict) -> dict:
+    """CPU time per request over one perf_analyzer run (its warm-up included): the server's
+    (and the part of it in the kernel: thread hand-offs, sockets), of which the model's own
+    runs; perf_analyzer's; and how busy the machine's cores were."""
+    d = {k: after[k] - before[k] for k in before}
+    n = max(d["requests"], 1)
+    server = d["server_user_s"] + d["server_system_s"]
+    return {"server_us": server / n * 1e6, "server_kernel_share": d["server_system_s"] / server if server else 0.0,
+            "model_us": d["model_s"] / n * 1e6, "client_us": d["client_s"] / n * 1e6,
+            "cores_busy": (server + d["client_s"]) / d["wall_s"] if d["wall_s"] else 0.0,
+            "requests": d["requests"]}
 
 
 def batch_sizes(server: TritonServer, model: str) -> dict:

@@ -1,6 +1,7 @@
 """Print the benchmark results (aotiplug-bench JSON) as the table of docs/performance.md,
 with each target and whether it was met."""
 import json
+import os
 import sys
 
 
@@ -78,6 +79,14 @@ def main() -> int:
         row("6. tiny c=1 serving overhead over in-process (client p50; server's own)",
             f"{tg['tiny_c1_overhead_us']:.0f} µs ({tg['tiny_c1_server_overhead_us']:.0f} µs in the server)",
             "<= 100 µs", tg["tiny_c1_overhead_us"] <= 100)
+        for label, m in (("tiny c=1", sv["tiny"]["ours"]["1"]), ("medium c=16", sv["medium"]["ours"]["16"]),
+                         ("medium c=16, no dynamic batching", sv["medium"].get("ours_no_dynamic_batching_c16")),
+                         ("medium c=16, Python backend", sv["medium"]["python_aoti"]["16"])):
+            if m and "cpu" in m:
+                cpu = m["cpu"]
+                rows.append((f"6. CPU per request, {label}: server (kernel share; model), perf_analyzer; cores busy",
+                             f"{cpu['server_us']:.0f} µs ({cpu['server_kernel_share']:.0%}; {cpu['model_us']:.0f} µs), "
+                             f"{cpu['client_us']:.0f} µs; {cpu['cores_busy']:.2f} of {os.cpu_count()}", "", ""))
         sw = sv["medium"]["swap"]
         row("6. medium c=4 p99 during swaps / steady (failed requests)",
             f"{tg['swap_p99_ratio']:.2f}x ({sw['during_swaps']['p99_us']:.0f} vs {sw['steady']['p99_us']:.0f} µs, "
