@@ -16,6 +16,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <set>
+#include <sstream>
+
 using namespace aotiplug;
 using namespace aotiplug::triton;
 using namespace aotiplug_test;
@@ -205,6 +208,74 @@ BOOST_AUTO_TEST_CASE(parameters_are_read_and_unknown_ones_refused) {
               StatusCode::kInvalidArgument, {"parameters 'device'", "tpu:0"});
   expectError([&] { parseParameters({{"name", "m"}, {"parameters", {{"run_single_threaded", {{"string_value", "maybe"}}}}}}, "/r"); },
               StatusCode::kInvalidArgument, {"expected true or false"});
+}
+
+BOOST_AUTO_TEST_CASE(docs_list_exactly_the_parameters_the_backend_reads) {
+  // The refusal of an unknown key lists the known ones; docs/serving.md's table, the same.
+  std::string known;
+  try {
+    parseParameters({{"name", "m"}, {"parameters", {{"no_such_key", {{"string_value", ""}}}}}}, "/r");
+  } catch (const Error& e) {
+    known = e.what();
+  }
+  const std::string marker = "(its parameters: ";
+  BOOST_TEST_REQUIRE(known.find(marker) != std::string::npos, known);
+  known = known.substr(known.find(marker) + marker.size());
+  known = known.substr(0, known.find(')'));
+  std::set<std::string> code;
+  std::stringstream list(known);
+  for (std::string key; std::getline(list, key, ',');) code.insert(key.substr(key.find_first_not_of(' ')));
+  // Table rows of the parameters section: "| `key` |" or "| `key`, `key2` |".
+  const std::string doc = readFile(sourceRoot() / "docs" / "serving.md");
+  const std::size_t from = doc.find("Parameters (`parameters {");
+  BOOST_TEST_REQUIRE(from != std::string::npos);
+  std::set<std::string> documented;
+  std::stringstream lines(doc.substr(from, doc.find("\n## ", from) - from));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("| `", 0) != 0) continue;
+    const std::string cell = line.substr(2, line.find(" |", 2) - 2);
+    for (std::size_t at = cell.find('`'); at != std::string::npos; at = cell.find('`', cell.find('`', at + 1) + 1)) {
+      documented.insert(cell.substr(at + 1, cell.find('`', at + 1) - at - 1));
+    }
+  }
+  BOOST_TEST(documented == code, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(input_and_output_names_rename_the_package_s_tensors) {
+  auto config = [](const std::string& inputs, const std::string& outputs) {
+    json c = {{"name", "m"}, {"parameters", json::object()}};
+    if (!inputs.empty()) c["parameters"]["input_names"] = {{"string_value", inputs}};
+    if (!outputs.empty()) c["parameters"]["output_names"] = {{"string_value", outputs}};
+    return c;
+  };
+  const json c = config(" image ", "logits");
+  PackageSignature s = batchable();
+  nameTensors(c, parseParameters(c, "/r"), s);
+  BOOST_TEST(s.inputs[0].name == "image");
+  BOOST_TEST(s.outputs[0].name == "logits");
+  // The completed config and the served one carry the new names; the package's are gone.
+  std::vector<std::string> notes;
+  const json done = autoCompleteConfig(c, s, {}, notes);
+  BOOST_TEST(done["input"][0]["name"] == "image");
+  const ServingConfig served = checkConfig(done, s, parseParameters(c, "/r"));
+  BOOST_TEST(served.findInput("image") != nullptr);
+  BOOST_TEST(served.findInput("x") == nullptr);
+  // Only outputs renamed: inputs keep the package's names.
+  PackageSignature only_outputs = batchable();
+  const json o = config("", "logits");
+  nameTensors(o, parseParameters(o, "/r"), only_outputs);
+  BOOST_TEST(only_outputs.inputs[0].name == "x");
+
+  const json two = config("image,mask", "");
+  expectError([&] { PackageSignature t = batchable(); nameTensors(two, parseParameters(two, "/r"), t); },
+              StatusCode::kInvalidArgument,
+              {"config of model 'm'", "'input_names' names 2 (image, mask)", "m.pt2 has 1 input (x)"});
+  expectError([&] { parseParameters(config("a,,b", ""), "/r"); }, StatusCode::kInvalidArgument,
+              {"'input_names' is 'a,,b': a name is empty"});
+  expectError([&] { parseParameters(config("", "y, y"), "/r"); }, StatusCode::kInvalidArgument,
+              {"'output_names' names 'y' twice"});
+  expectError([&] { parseParameters(config(" , ", ""), "/r"); }, StatusCode::kInvalidArgument,
+              {"'input_names'", "a name is empty"});
 }
 
 BOOST_AUTO_TEST_CASE(a_control_model_config_is_completed_and_checked) {

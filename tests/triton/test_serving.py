@@ -152,6 +152,9 @@ class Serving(unittest.TestCase):
                   config=ONE_LINE + "instance_group [{ kind: KIND_CPU, count: 2 }]\n",
                   files={"weights_b.pt": state_dict_b})
         add_model(repo, "contradict", "mlp")  # loaded by test_contradicting_configs only
+        add_model(repo, "named", "plain_conv_dynamic", config=ONE_LINE +  # AOTInductor's names replaced
+                  'parameters { key: "input_names" value { string_value: "image" } }\n'
+                  'parameters { key: "output_names" value { string_value: "logits" } }\n')
         add_model(repo, "queued", "dynamic_batch",  # holds a request up to 1 s for a batch of 64
                   config=ONE_LINE + "max_batch_size: 64\n"
                   "dynamic_batching { preferred_batch_size: [64] max_queue_delay_microseconds: 1000000 }\n")
@@ -163,7 +166,7 @@ class Serving(unittest.TestCase):
         cls.server = TritonServer(repo, backend_dir=BACKENDS, plugin_dir=cls.plugins,
                                   log_path=os.path.join(BUILD, "tests", "triton", "serving-server.log"),
                                   explicit=True,
-                                  load=("plain_conv", "packaged", "multi", "static", "split", "pair", "queued", "control"),
+                                  load=("plain_conv", "packaged", "multi", "static", "split", "pair", "named", "queued", "control"),
                                   env={"XDG_CACHE_HOME": os.path.join(cls.tmp.name, "cache")})
         cls.server.start()
         cls.http = httpclient.InferenceServerClient(cls.server.http_url)
@@ -239,6 +242,18 @@ class Serving(unittest.TestCase):
         # Batch 1 is below the package's range (2..15): padded, and the padding dropped.
         r = self.http.infer("plain_conv", [http_input("arg11_1", d["inputs"][0][:1].contiguous().numpy())])
         np.testing.assert_allclose(r.as_numpy("output0"), d["outputs"][0][:1].numpy(), rtol=1e-4, atol=1e-5)
+
+    def test_a_plain_package_served_under_names_of_one_s_own(self):
+        d = fixture_data("plain_conv_dynamic")
+        x = d["extra_inputs"][0]
+        config = self.http.get_model_config("named")
+        self.assertEqual([t["name"] for t in config["input"]], ["image"])
+        self.assertEqual([t["name"] for t in config["output"]], ["logits"])
+        r = self.http.infer("named", [http_input("image", x.numpy())])
+        np.testing.assert_allclose(r.as_numpy("logits"), d["extra_outputs"][0].numpy(), rtol=1e-4, atol=1e-5)
+        with self.assertRaises(InferenceServerException) as e:  # the package's own name is not served
+            self.http.infer("named", [http_input("arg11_1", x.numpy())])
+        self.assertIn("arg11_1", str(e.exception))
 
     def test_several_dtypes_in_and_out(self):
         d = fixture_data("multi_io")

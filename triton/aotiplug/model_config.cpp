@@ -206,6 +206,28 @@ std::vector<ServedTensor> checkTensors(const json& config, const char* key, cons
   return out;
 }
 
+std::string joinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// A comma-separated list of tensor names: none empty, none twice.
+std::vector<std::string> parseNames(const json& config, const std::string& key, const std::string& value) {
+  std::vector<std::string> names;
+  std::stringstream list(value);
+  for (std::string item; std::getline(list, item, ',');) {
+    const std::string name = trim(item);
+    if (name.empty()) refuse(config, "parameters '" + key + "' is '" + value + "': a name is empty");
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      refuse(config, "parameters '" + key + "' names '" + name + "' twice");
+    }
+    names.push_back(name);
+  }
+  if (names.empty()) refuse(config, "parameters '" + key + "' is empty; expected names separated by commas");
+  return names;
+}
+
 }  // namespace
 
 const ServedTensor* ServingConfig::findInput(const std::string& name) const noexcept {
@@ -228,7 +250,7 @@ ModelParameters parseParameters(const json& config, const std::string& model_dir
   if (params == config.end() || !params->is_object()) return p;
   static const std::vector<std::string> known = {"package_model", "device",      "run_single_threaded",
                                                  "op_libraries",  "initial_weights", "weights_control",
-                                                 "weights_dir"};
+                                                 "weights_dir",   "input_names",     "output_names"};
   for (const auto& [key, value] : params->items()) {
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string list;
@@ -260,9 +282,31 @@ ModelParameters parseParameters(const json& config, const std::string& model_dir
       p.weights_control = parseBool(config, key, s);
     } else if (key == "weights_dir") {
       p.weights_dir = resolvePath(s, model_directory);
+    } else if (key == "input_names" || key == "output_names") {
+      (key == "input_names" ? p.input_names : p.output_names) = parseNames(config, key, s);
     }
   }
   return p;
+}
+
+void nameTensors(const json& config, const ModelParameters& parameters, PackageSignature& signature) {
+  for (const bool inputs : {true, false}) {
+    const std::vector<std::string>& names = inputs ? parameters.input_names : parameters.output_names;
+    std::vector<TensorSignature>& tensors = inputs ? signature.inputs : signature.outputs;
+    const std::string key = inputs ? "input_names" : "output_names";
+    if (names.empty()) continue;
+    if (!inputs && !signature.outputs_unknown.empty()) {
+      refuse(config, "parameters '" + key + "': the outputs of package " + signature.package +
+                         " are not known before it runs (" + signature.outputs_unknown + ")");
+    }
+    if (names.size() != tensors.size()) {
+      refuse(config, "parameters '" + key + "' names " + std::to_string(names.size()) + " (" + joinNames(names) +
+                         "); package " + signature.package + " has " + std::to_string(tensors.size()) + " " +
+                         (inputs ? "input" : "output") + (tensors.size() == 1 ? "" : "s") + " (" +
+                         nameList(tensors) + "), named in that order");
+    }
+    for (std::size_t i = 0; i < names.size(); ++i) tensors[i].name = names[i];
+  }
 }
 
 bool configTextSets(const std::string& pbtxt, const std::string& field) {

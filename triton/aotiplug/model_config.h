@@ -11,8 +11,11 @@
 //  - checkConfig refuses a config that contradicts the package, naming the field
 //    ("input[0] 'x' dims[1]"), and returns what the backend serves by.
 //  - parameters: package_model, device, run_single_threaded, op_libraries,
-//    initial_weights; weights_control and weights_dir for a weights control model. Unknown
-//    keys are refused (a misspelt parameter would otherwise do nothing).
+//    initial_weights, input_names, output_names; weights_control and weights_dir for a
+//    weights control model. Unknown keys are refused (a misspelt parameter would otherwise
+//    do nothing).
+//  - nameTensors gives the package's inputs and outputs the names input_names and
+//    output_names list (a plain package's are AOTInductor's graph names: arg4_1, output0).
 //
 // Thread safety: pure functions on values.
 
@@ -37,10 +40,16 @@ struct ModelParameters {
   std::string initial_weights;           // a weights file (torch.save'd state dict) to start with
   bool weights_control = false;          // this model controls other models' weights
   std::string weights_dir;               // where a control model may read weights files
+  std::vector<std::string> input_names;  // served names of the package's inputs, in its order
+  std::vector<std::string> output_names; // served names of the package's outputs, in its order
 };
 
 // Parses `parameters`; relative paths are resolved against `model_directory`.
 ModelParameters parseParameters(const nlohmann::json& config, const std::string& model_directory);
+
+// Renames the signature's inputs and outputs to the parameters' input_names and
+// output_names (where given); refuses a list of the wrong length, naming the package's.
+void nameTensors(const nlohmann::json& config, const ModelParameters& parameters, PackageSignature& signature);
 
 // aotiplug::triton::AutoCompleteOptions
 struct AutoCompleteOptions {

@@ -79,6 +79,7 @@ std::shared_ptr<ServedModel> ServedModel::open(TRITONBACKEND_Model* model, Backe
                     "name a weights file (torch.save'd state dict) in parameters initial_weights");
   }
   self->signature_ = probeSignature(probe->executor(), [](const std::string& text) { logWarning(text); });
+  nameTensors(config, parameters, self->signature_);
 
   if (autoCompleteRequested(model)) {
     AutoCompleteOptions options;
