@@ -234,8 +234,11 @@ BOOST_AUTO_TEST_CASE(docs_list_exactly_the_parameters_the_backend_reads) {
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind("| `", 0) != 0) continue;
     const std::string cell = line.substr(2, line.find(" |", 2) - 2);
-    for (std::size_t at = cell.find('`'); at != std::string::npos; at = cell.find('`', cell.find('`', at + 1) + 1)) {
-      documented.insert(cell.substr(at + 1, cell.find('`', at + 1) - at - 1));
+    for (std::size_t open = cell.find('`'); open != std::string::npos;) {
+      const std::size_t close = cell.find('`', open + 1);
+      BOOST_TEST_REQUIRE(close != std::string::npos, "an unclosed ` in docs/serving.md: " << line);
+      documented.insert(cell.substr(open + 1, close - open - 1));
+      open = cell.find('`', close + 1);
     }
   }
   BOOST_TEST(documented == code, boost::test_tools::per_element());
@@ -266,12 +269,22 @@ BOOST_AUTO_TEST_CASE(input_and_output_names_rename_the_package_s_tensors) {
   nameTensors(o, parseParameters(o, "/r"), only_outputs);
   BOOST_TEST(only_outputs.inputs[0].name == "x");
 
+  // A config that still lists the package's name is told about the renaming.
+  json stale = c;
+  stale["input"] = json::array({{{"name", "x"}, {"data_type", "TYPE_FP32"}, {"dims", {16}}}});
+  stale["max_batch_size"] = 8;
+  expectError([&] { checkConfig(stale, s, parseParameters(c, "/r")); }, StatusCode::kInvalidArgument,
+              {"input[0] 'x' is not an input of the package (its inputs: image)",
+               "parameters 'input_names' serves x as image"});
+
   const json two = config("image,mask", "");
   expectError([&] { PackageSignature t = batchable(); nameTensors(two, parseParameters(two, "/r"), t); },
               StatusCode::kInvalidArgument,
               {"config of model 'm'", "'input_names' names 2 (image, mask)", "m.pt2 has 1 input (x)"});
   expectError([&] { parseParameters(config("a,,b", ""), "/r"); }, StatusCode::kInvalidArgument,
               {"'input_names' is 'a,,b': a name is empty"});
+  expectError([&] { parseParameters(config("image,", ""), "/r"); }, StatusCode::kInvalidArgument,
+              {"'input_names' is 'image,': a name is empty"});
   expectError([&] { parseParameters(config("", "y, y"), "/r"); }, StatusCode::kInvalidArgument,
               {"'output_names' names 'y' twice"});
   expectError([&] { parseParameters(config(" , ", ""), "/r"); }, StatusCode::kInvalidArgument,
@@ -348,6 +361,14 @@ BOOST_AUTO_TEST_CASE(static_packages_do_not_batch_and_say_why) {
   BOOST_TEST(s.not_batchable == "input 'x' has a static first dimension (4)");
   BOOST_TEST_REQUIRE(s.outputs.size() == 4u);
   BOOST_TEST((s.outputs[3].dtype == c10::ScalarType::Half));
+  // Served under other names, the reason names the input as the config does.
+  AOTIDelegateExecutor executor((fixturesDir() / "multi_io.pt2").string());
+  const json renames = {{"name", "m"}, {"parameters", {{"input_names", {{"string_value", "tokens, index, z"}}}}}};
+  const PackageSignature renamed = probeSignature(
+      executor, [](const std::string&) {},
+      [&](PackageSignature& sig) { nameTensors(renames, parseParameters(renames, "/r"), sig); });
+  BOOST_TEST(renamed.not_batchable == "input 'tokens' has a static first dimension (4)");
+  BOOST_TEST(renamed.inputs[0].package_name == "x");
   const PackageSignature plain = signatureOf("plain_tokens");
   BOOST_TEST(!plain.batchable);
   BOOST_TEST(plain.outputs_unknown.empty());

@@ -155,9 +155,9 @@ class Serving(unittest.TestCase):
         add_model(repo, "named", "plain_conv_dynamic", config=ONE_LINE +  # AOTInductor's names replaced
                   'parameters { key: "input_names" value { string_value: "image" } }\n'
                   'parameters { key: "output_names" value { string_value: "logits" } }\n')
-        add_model(repo, "queued", "dynamic_batch",  # holds a request up to 1 s for a batch of 64
+        add_model(repo, "queued", "dynamic_batch",  # holds a request up to 3 s for a batch of 64
                   config=ONE_LINE + "max_batch_size: 64\n"
-                  "dynamic_batching { preferred_batch_size: [64] max_queue_delay_microseconds: 1000000 }\n")
+                  "dynamic_batching { preferred_batch_size: [64] max_queue_delay_microseconds: 3000000 }\n")
         os.makedirs(os.path.join(repo, "control"))
         with open(os.path.join(repo, "control", "config.pbtxt"), "w") as f:
             f.write(ONE_LINE + 'parameters { key: "weights_control" value { string_value: "true" } }\n')
@@ -313,6 +313,7 @@ class Serving(unittest.TestCase):
         # The client cancels a request while it waits for its batch: the server answers it
         # without running it (counted as failed), and the model serves the next one.
         grpc = grpcclient.InferenceServerClient(self.server.grpc_url)
+        self.assertTrue(grpc.is_model_ready("queued"))  # the channel is open before the timed part
         x = self.dyn["extra_inputs"][0][:1].contiguous()
         inp = grpcclient.InferInput("x", list(x.shape), "FP32")
         inp.set_data_from_numpy(x.numpy())
@@ -320,9 +321,16 @@ class Serving(unittest.TestCase):
         answered, results = threading.Event(), []
         call = grpc.async_infer("queued", [inp], callback=lambda result, error: (results.append(error),
                                                                                  answered.set()))
-        time.sleep(0.2)
+        # Cancel once the server holds it (Triton's pending-request gauge), not before it
+        # arrived: only then is there something for the server to cancel.
+        pending = re.compile(r'^nv_inference_pending_request_count\{[^}]*model="queued"[^}]*\} 1$', re.M)
+        deadline = time.monotonic() + 2  # the batcher holds it for 3 s
+        while not pending.search(self.server.metrics()):
+            self.assertLess(time.monotonic(), deadline, "the request never reached the server's queue")
+            time.sleep(0.01)
         call.cancel()
         self.assertTrue(answered.wait(30), "the cancelled call never returned")
+        # (The client answers a cancelled call itself; what the server did is in its statistics.)
         self.assertIn("CANCELLED", str(results[0]))
         deadline = time.monotonic() + 30  # the server finishes it when its batch is formed
         while True:
@@ -335,8 +343,11 @@ class Serving(unittest.TestCase):
                          int(before["inference_stats"]["fail"]["count"]) + 1)
         for field in ("inference_count", "execution_count"):
             self.assertEqual(int(stats[field]), int(before[field]), f"the cancelled request ran: {field}")
-        r = grpc.infer("queued", [inp])
-        np.testing.assert_allclose(r.as_numpy("mul"), self.dyn["extra_outputs"][0][:1].numpy(), rtol=1e-4, atol=1e-5)
+        full = grpcclient.InferInput("x", [64, x.shape[1]], "FP32")  # a whole batch: runs at once
+        full.set_data_from_numpy(x.repeat(64, 1).numpy())
+        r = grpc.infer("queued", [full])
+        np.testing.assert_allclose(r.as_numpy("mul"), self.dyn["extra_outputs"][0][:1].repeat(64, 1).numpy(),
+                                   rtol=1e-4, atol=1e-5)
         self.assertEqual(int(self.http.get_inference_statistics("queued")["model_stats"][0]["execution_count"]),
                          int(before["execution_count"]) + 1)
         grpc.close()

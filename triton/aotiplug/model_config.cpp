@@ -181,7 +181,14 @@ std::vector<ServedTensor> checkTensors(const json& config, const char* key, cons
     const std::string field = std::string(key) + "[" + std::to_string(i) + "] '" + name + "'";
     auto it = std::find_if(tensors.begin(), tensors.end(), [&](const TensorSignature& t) { return t.name == name; });
     if (it == tensors.end()) {
-      refuse(config, field + " is not an " + key + " of the package (its " + key + "s: " + nameList(tensors) + ")");
+      std::string renamed;  // the package's own names, where the parameters rename them
+      for (const auto& t : tensors) {
+        if (!t.package_name.empty() && t.package_name != t.name) {
+          renamed += (renamed.empty() ? "" : ", ") + t.package_name + " as " + t.name;
+        }
+      }
+      refuse(config, field + " is not an " + key + " of the package (its " + key + "s: " + nameList(tensors) + ")" +
+                         (renamed.empty() ? "" : "; parameters '" + std::string(key) + "_names' serves " + renamed));
     }
     if (!seen.insert(name).second) refuse(config, field + " is listed twice");
     const std::string type_name = entry.value("data_type", std::string());
@@ -225,6 +232,7 @@ std::vector<std::string> parseNames(const json& config, const std::string& key, 
     names.push_back(name);
   }
   if (names.empty()) refuse(config, "parameters '" + key + "' is empty; expected names separated by commas");
+  if (trim(value).back() == ',') refuse(config, "parameters '" + key + "' is '" + value + "': a name is empty");
   return names;
 }
 
@@ -295,17 +303,16 @@ void nameTensors(const json& config, const ModelParameters& parameters, PackageS
     std::vector<TensorSignature>& tensors = inputs ? signature.inputs : signature.outputs;
     const std::string key = inputs ? "input_names" : "output_names";
     if (names.empty()) continue;
-    if (!inputs && !signature.outputs_unknown.empty()) {
-      refuse(config, "parameters '" + key + "': the outputs of package " + signature.package +
-                         " are not known before it runs (" + signature.outputs_unknown + ")");
-    }
     if (names.size() != tensors.size()) {
       refuse(config, "parameters '" + key + "' names " + std::to_string(names.size()) + " (" + joinNames(names) +
                          "); package " + signature.package + " has " + std::to_string(tensors.size()) + " " +
                          (inputs ? "input" : "output") + (tensors.size() == 1 ? "" : "s") + " (" +
                          nameList(tensors) + "), named in that order");
     }
-    for (std::size_t i = 0; i < names.size(); ++i) tensors[i].name = names[i];
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (tensors[i].package_name.empty()) tensors[i].package_name = tensors[i].name;
+      tensors[i].name = names[i];
+    }
   }
 }
 

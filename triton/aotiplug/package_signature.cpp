@@ -58,7 +58,8 @@ std::vector<at::Tensor> probeInputs(const AOTIDelegateExecutor& executor, std::i
 }  // namespace
 
 PackageSignature probeSignature(AOTIDelegateExecutor& executor,
-                                const std::function<void(const std::string&)>& log) {
+                                const std::function<void(const std::string&)>& log,
+                                const std::function<void(PackageSignature&)>& rename) {
   const PackagedModel& model = executor.packagedModel();
   const ModelInfo& info = executor.modelInfo();
   PackageSignature sig;
@@ -80,6 +81,10 @@ PackageSignature probeSignature(AOTIDelegateExecutor& executor,
       sig.outputs.push_back(t);
     }
   }
+  for (auto* tensors : {&sig.inputs, &sig.outputs}) {
+    for (TensorSignature& t : *tensors) t.package_name = t.name;
+  }
+  if (rename) rename(sig);
 
   // Dimension 0 as a batch: dynamic in every input, with ranges that overlap.
   std::int64_t lo = 1, hi = -1;

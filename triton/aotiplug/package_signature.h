@@ -29,11 +29,12 @@ namespace aotiplug::triton {
 
 // aotiplug::triton::TensorSignature — one input or output.
 struct TensorSignature {
-  std::string name;
+  std::string name;  // the name it is served under
   c10::ScalarType dtype = c10::ScalarType::Float;
   std::vector<std::int64_t> dims;  // the full shape; -1 for a dynamic dimension
   std::vector<std::int64_t> min;   // per dimension (equal to dims for static ones)
   std::vector<std::int64_t> max;   // per dimension; -1: unbounded
+  std::string package_name = {};   // the package's own (differs where the config renames it)
 };
 
 // aotiplug::triton::PackageSignature
@@ -53,8 +54,12 @@ struct PackageSignature {
 };
 
 // The signature of the model `executor` runs (see above). `log` receives notices (a probe
-// run that failed). Never throws for a model that fails the probe: the signature says so.
+// run that failed). `rename`, when given, is called once the package's inputs and outputs
+// are read, before anything is said about them: it may rename them (the names the model
+// is served under), and may throw. Never throws for a model that fails the probe: the
+// signature says so.
 PackageSignature probeSignature(AOTIDelegateExecutor& executor,
-                                const std::function<void(const std::string&)>& log);
+                                const std::function<void(const std::string&)>& log,
+                                const std::function<void(PackageSignature&)>& rename = {});
 
 }  // namespace aotiplug::triton

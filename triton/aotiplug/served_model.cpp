@@ -78,8 +78,9 @@ std::shared_ptr<ServedModel> ServedModel::open(TRITONBACKEND_Model* model, Backe
                     " holds no weights (compiled with package_constants_in_so=False, none stored in it): "
                     "name a weights file (torch.save'd state dict) in parameters initial_weights");
   }
-  self->signature_ = probeSignature(probe->executor(), [](const std::string& text) { logWarning(text); });
-  nameTensors(config, parameters, self->signature_);
+  self->signature_ = probeSignature(
+      probe->executor(), [](const std::string& text) { logWarning(text); },
+      [&](PackageSignature& s) { nameTensors(config, parameters, s); });
 
   if (autoCompleteRequested(model)) {
     AutoCompleteOptions options;
