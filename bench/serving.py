@@ -254,7 +254,8 @@ def main() -> int:
     requests = 300 if args.quick else 1500
     out = {"settings": {"max_batch_size": MAX_BATCH, "dynamic_batching": "{} (no delay)", "instances": 1,
                         "intra_op_threads": 1,
-                        "protocol": "HTTP", "requests_per_window": requests, "rows_per_request": 1}}
+                        "protocol": "HTTP", "requests_per_window": requests, "rows_per_request": 1,
+                        "cores": len(os.sched_getaffinity(0))}}
 
     # One intra-op thread on both sides, as in the in-process benchmark: on two cores that
     # also run the HTTP frontend and perf_analyzer, the models' OpenMP regions on two threads

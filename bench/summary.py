@@ -1,7 +1,6 @@
 """Print the benchmark results (aotiplug-bench JSON) as the table of docs/performance.md,
 with each target and whether it was met."""
 import json
-import os
 import sys
 
 
@@ -86,7 +85,7 @@ def main() -> int:
                 cpu = m["cpu"]
                 rows.append((f"6. CPU per request, {label}: server (kernel share; model), perf_analyzer; cores busy",
                              f"{cpu['server_us']:.0f} µs ({cpu['server_kernel_share']:.0%}; {cpu['model_us']:.0f} µs), "
-                             f"{cpu['client_us']:.0f} µs; {cpu['cores_busy']:.2f} of {os.cpu_count()}", "", ""))
+                             f"{cpu['client_us']:.0f} µs; {cpu['cores_busy']:.2f} of {sv['settings'].get('cores', '?')}", "", ""))
         sw = sv["medium"]["swap"]
         row("6. medium c=4 p99 during swaps / steady (failed requests)",
             f"{tg['swap_p99_ratio']:.2f}x ({sw['during_swaps']['p99_us']:.0f} vs {sw['steady']['p99_us']:.0f} µs, "
