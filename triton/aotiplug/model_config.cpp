@@ -183,7 +183,7 @@ std::vector<ServedTensor> checkTensors(const json& config, const char* key, cons
     if (it == tensors.end()) {
       std::string renamed;  // the package's own names, where the parameters rename them
       for (const auto& t : tensors) {
-        if (!t.package_name.empty() && t.package_name != t.name) {
+        if (!t.package_name.empty()) {
           renamed += (renamed.empty() ? "" : ", ") + t.package_name + " as " + t.name;
         }
       }
@@ -261,9 +261,8 @@ ModelParameters parseParameters(const json& config, const std::string& model_dir
                                                  "weights_dir",   "input_names",     "output_names"};
   for (const auto& [key, value] : params->items()) {
     if (std::find(known.begin(), known.end(), key) == known.end()) {
-      std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      refuse(config, "parameters '" + key + "' is not a parameter of the aotiplug backend (its parameters: " + list + ")");
+      refuse(config, "parameters '" + key + "' is not a parameter of the aotiplug backend (its parameters: " +
+                         joinNames(known) + ")");
     }
     const std::string s = value.is_object() ? trim(value.value("string_value", std::string())) : std::string();
     if (key == "package_model") {
@@ -310,7 +309,7 @@ void nameTensors(const json& config, const ModelParameters& parameters, PackageS
                          nameList(tensors) + "), named in that order");
     }
     for (std::size_t i = 0; i < names.size(); ++i) {
-      if (tensors[i].package_name.empty()) tensors[i].package_name = tensors[i].name;
+      tensors[i].package_name = tensors[i].name;
       tensors[i].name = names[i];
     }
   }

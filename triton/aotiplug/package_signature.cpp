@@ -81,9 +81,6 @@ PackageSignature probeSignature(AOTIDelegateExecutor& executor,
       sig.outputs.push_back(t);
     }
   }
-  for (auto* tensors : {&sig.inputs, &sig.outputs}) {
-    for (TensorSignature& t : *tensors) t.package_name = t.name;
-  }
   if (rename) rename(sig);
 
   // Dimension 0 as a batch: dynamic in every input, with ranges that overlap.

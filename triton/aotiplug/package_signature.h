@@ -34,7 +34,7 @@ struct TensorSignature {
   std::vector<std::int64_t> dims;  // the full shape; -1 for a dynamic dimension
   std::vector<std::int64_t> min;   // per dimension (equal to dims for static ones)
   std::vector<std::int64_t> max;   // per dimension; -1: unbounded
-  std::string package_name = {};   // the package's own (differs where the config renames it)
+  std::string package_name = {};   // the package's own name where the config renames it, else empty
 };
 
 // aotiplug::triton::PackageSignature
