@@ -183,6 +183,17 @@ class Serving(unittest.TestCase):
         self.assertTrue(self.server.alive(), "the server died")
         self.assertTrue(self.http.is_server_ready())
 
+    def stats_once(self, model, reached, what):
+        """The model's statistics once `reached(stats)` holds: the backend reports them after
+        it has sent the responses, so a client may ask before they are in (30 s at most)."""
+        deadline = time.monotonic() + 30
+        while True:
+            stats = self.http.get_inference_statistics(model)["model_stats"][0]
+            if reached(stats):
+                return stats
+            self.assertLess(time.monotonic(), deadline, f"{what} never reached {model}'s statistics: {stats}")
+            time.sleep(0.05)
+
     # --- start-up -------------------------------------------------------------------------
     def test_rejected_plugins_are_logged_and_the_others_serve(self):
         log = self.server.log_text()
@@ -276,13 +287,15 @@ class Serving(unittest.TestCase):
         want = torch.cat([d["extra_outputs"][0]] * 6)[:40]
         r = self.http.infer("split", [http_input("arg11_1", x.numpy())])
         np.testing.assert_allclose(r.as_numpy("output0"), want.numpy(), rtol=1e-4, atol=1e-5)
-        stats = self.http.get_inference_statistics("split")["model_stats"][0]
+        stats = self.stats_once("split", lambda st: int(st.get("inference_count", 0)) >= 40, "the 40 rows")
         self.assertEqual(stats["inference_count"], 40)
 
     def test_concurrent_clients_are_batched(self):
         x = self.dyn["extra_inputs"][0]
         clients, per_client, errors = 16, 12, []
         results = {}
+        done_before = int(self.http.get_inference_statistics("packaged")["model_stats"][0]
+                          ["inference_stats"]["success"].get("count", 0))
 
         def client(c):
             http = httpclient.InferenceServerClient(self.server.http_url)
@@ -304,7 +317,8 @@ class Serving(unittest.TestCase):
         self.assertEqual(len(results), clients * per_client)
         for row, y, want in results.values():
             np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
-        stats = self.http.get_inference_statistics("packaged")["model_stats"][0]
+        stats = self.stats_once("packaged", lambda st: int(st["inference_stats"]["success"].get("count", 0)) >=
+                                done_before + clients * per_client, "every request")
         batched = [b for b in stats["batch_stats"] if int(b["batch_size"]) > 1]
         self.assertTrue(batched, f"no batch of more than one request ran: {stats['batch_stats']}")
         self.assertLess(int(stats["execution_count"]), int(stats["inference_count"]))
@@ -332,13 +346,9 @@ class Serving(unittest.TestCase):
         self.assertTrue(answered.wait(30), "the cancelled call never returned")
         # (The client answers a cancelled call itself; what the server did is in its statistics.)
         self.assertIn("CANCELLED", str(results[0]))
-        deadline = time.monotonic() + 30  # the server finishes it when its batch is formed
-        while True:
-            stats = self.http.get_inference_statistics("queued")["model_stats"][0]
-            if int(stats["inference_stats"]["fail"]["count"]) > int(before["inference_stats"]["fail"]["count"]):
-                break
-            self.assertLess(time.monotonic(), deadline, f"the server never finished the cancelled request: {stats}")
-            time.sleep(0.1)
+        stats = self.stats_once(  # the server finishes it when its batch is formed
+            "queued", lambda st: int(st["inference_stats"]["fail"]["count"]) >
+            int(before["inference_stats"]["fail"]["count"]), "the cancelled request's end")
         self.assertEqual(int(stats["inference_stats"]["fail"]["count"]),
                          int(before["inference_stats"]["fail"]["count"]) + 1)
         for field in ("inference_count", "execution_count"):
@@ -348,8 +358,9 @@ class Serving(unittest.TestCase):
         r = grpc.infer("queued", [full])
         np.testing.assert_allclose(r.as_numpy("mul"), self.dyn["extra_outputs"][0][:1].repeat(64, 1).numpy(),
                                    rtol=1e-4, atol=1e-5)
-        self.assertEqual(int(self.http.get_inference_statistics("queued")["model_stats"][0]["execution_count"]),
-                         int(before["execution_count"]) + 1)
+        stats = self.stats_once("queued", lambda st: int(st["execution_count"]) > int(before["execution_count"]),
+                                "the full batch")
+        self.assertEqual(int(stats["execution_count"]), int(before["execution_count"]) + 1)
         grpc.close()
         self.assertServerReady()
 
@@ -524,7 +535,8 @@ class Serving(unittest.TestCase):
         before = self.http.get_inference_statistics("static")["model_stats"][0]
         for _ in range(3):
             self.http.infer("static", [http_input("x", d["inputs"][0].numpy())])
-        after = self.http.get_inference_statistics("static")["model_stats"][0]
+        after = self.stats_once("static", lambda st: int(st["inference_stats"]["success"].get("count", 0)) >=
+                                int(before["inference_stats"]["success"].get("count", 0)) + 3, "the 3 requests")
         self.assertEqual(int(after["inference_count"]) - int(before.get("inference_count", 0)), 3)
         self.assertEqual(int(after["inference_stats"]["success"]["count"]) -
                          int(before["inference_stats"]["success"].get("count", 0)), 3)
