@@ -87,7 +87,8 @@ def main() -> int:
                              f"{cpu['server_us']:.0f} µs ({cpu['server_kernel_share']:.0%}; {cpu['model_us']:.0f} µs), "
                              f"{cpu['client_us']:.0f} µs; {cpu['cores_busy']:.2f} of {sv['settings'].get('cores', '?')}", "", ""))
         sw = sv["medium"]["swap"]
-        row("6. medium c=4 p99 during swaps / steady (failed requests)",
+        rounds = sw.get("rounds")
+        row("6. medium c=4 p99 during swaps / steady (failed requests)" + (", the median round" if rounds else ""),
             f"{tg['swap_p99_ratio']:.2f}x ({sw['during_swaps']['p99_us']:.0f} vs {sw['steady']['p99_us']:.0f} µs, "
             f"{sw['swaps']} swaps, {tg['swap_failed_requests']} failed requests, "
             f"{tg.get('swap_failed_swaps', '?')} failed swaps)", "<= 1.3x, 0, 0",
@@ -96,6 +97,10 @@ def main() -> int:
             row(f"6. the same, one swap every {sw['paced']['interval_ms']:.0f} ms",
                 f"{sw['paced']['p99_ratio']:.2f}x ({sw['paced']['during_swaps']['p99_us']:.0f} µs, "
                 f"{sw['paced']['swaps']} swaps)", "", None)
+        if rounds:
+            row("6. swap rounds: back to back / one every 100 ms (steady p99)",
+                ", ".join(f"{x['p99_ratio']:.2f}x / {x['paced_p99_ratio']:.2f}x ({x['steady_p99_us']:.0f} µs)"
+                          for x in rounds), "", None)
     width = max(len(w) for w, *_ in rows)
     for what, value, target, verdict in rows:
         print(f"{what:<{width}}  {value:<48} {target:<9} {verdict}")
