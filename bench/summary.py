@@ -98,7 +98,7 @@ def main() -> int:
                 f"{sw['paced']['p99_ratio']:.2f}x ({sw['paced']['during_swaps']['p99_us']:.0f} µs, "
                 f"{sw['paced']['swaps']} swaps)", "", None)
         if rounds:
-            row("6. swap rounds: back to back / one every 100 ms (steady p99)",
+            row(f"6. swap rounds: back to back / one every {sw['paced']['interval_ms']:.0f} ms (steady p99)",
                 ", ".join(f"{x['p99_ratio']:.2f}x / {x['paced_p99_ratio']:.2f}x ({x['steady_p99_us']:.0f} µs)"
                           for x in rounds), "", None)
     width = max(len(w) for w, *_ in rows)
