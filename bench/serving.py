@@ -1,5 +1,6 @@
 """The serving benchmark (docs/performance.md, "Serving"): real tritonserver processes on
-loopback driven by perf_analyzer, side by side with what a Triton 2.51 user runs today.
+loopback driven by aotiplug-loadgen (bench/loadgen.cpp), side by side with what a Triton
+2.51 user runs today.
 
 - ours:     the aotiplug backend (libtriton_aotiplug) on the package;
 - anchor A: the same server's Python backend running upstream's
@@ -10,14 +11,14 @@ loopback driven by perf_analyzer, side by side with what a Triton 2.51 user runs
 
 Models: tiny_batch and medium_batch (bench/models.py; plain aoti_compile_and_package, batch
 1..64). Concurrency 1, 4 and 16 clients, each request one row; throughput (infer/s) and
-p50/p99 latency as perf_analyzer measures them (client side), with the server's own view
-(queue, compute) from the same CSV. Then, on the medium model: dynamic batching off (the
-same config without dynamic_batching) at concurrency 16; and p99 while the weights are
-swapped in a loop through the control model, against the same run without swaps, in
+p50/p99 latency as the client measures them, with the server's own view (queue, compute:
+Triton's statistics over the same requests). perf_analyzer (Triton's tool) measures the
+medium model at 16 clients once more, on both sides, as a cross-check of the client. Then,
+on the medium model: dynamic batching off (the same config without dynamic_batching) at
+concurrency 16; and p99 while the weights are swapped in a loop through the control model, against the same run without swaps, in
 alternating rounds (SWAP_ROUNDS).
 
-Every measurement is bounded: perf_analyzer counts requests in fixed windows (at most three
-trials), and every process has a timeout.
+Every measurement is bounded: a fixed number of requests, and every process has a timeout.
 
     python bench/serving.py --build build --results build/bench/results.json [--quick]
 
@@ -108,6 +109,13 @@ def io_of(server: TritonServer, model: str) -> dict:
         return json.loads(r.read())
 
 
+def input_spec(config: dict) -> str:
+    """aotiplug-loadgen's --input for a model's (only) input, one row: NAME:DATATYPE:1,DIMS."""
+    (t,) = config["input"]
+    datatype = t["data_type"].removeprefix("TYPE_").replace("STRING", "BYTES")
+    return f'{t["name"]}:{datatype}:' + ",".join(str(d) for d in [1, *t["dims"]])
+
+
 def write_repository(repo: str, models_dir: str, io_specs: dict) -> None:
     """One directory per (side, model, setting): the same package, the same batching and
     instance settings on both sides."""
@@ -138,9 +146,57 @@ def write_repository(repo: str, models_dir: str, io_specs: dict) -> None:
         f.write('backend: "aotiplug"\nparameters { key: "weights_control" value: { string_value: "true" } }\n')
 
 
-def perf(tool: dict, server: TritonServer, model: str, concurrency: int, requests: int, timeout: float) -> dict:
-    """One perf_analyzer measurement: `requests` requests per window, at most three windows.
-    Also where the CPU went (see cpu_per_request)."""
+def load(tool: dict, server: TritonServer, model: str, concurrency: int, requests: int, timeout: float,
+         one_cpu: bool = False) -> dict:
+    """One measurement by aotiplug-loadgen (bench/loadgen.cpp): `concurrency` clients in a
+    closed loop, 20 unrecorded requests each, then `requests` recorded. Also the server's own
+    view (Triton's statistics over the same requests: queue, compute) and where the CPU went
+    (see cpu_per_request). one_cpu: the server's threads and the client all on one CPU for
+    this measurement (pinned_to_one_cpu)."""
+    cmd = [tool["loadgen"], "--url", server.http_url, "--model", model, "--input", tool["inputs"][model],
+           "--concurrency", str(concurrency), "--requests", str(requests)]
+    cpus = os.sched_getaffinity(0)
+    one = {min(cpus)}
+    if one_cpu:
+        set_server_affinity(server, one)
+    try:
+        before = cpu_snapshot(server, model)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=(lambda: os.sched_setaffinity(0, one)) if one_cpu else None)
+        after = cpu_snapshot(server, model)
+    finally:
+        if one_cpu:
+            set_server_affinity(server, cpus)
+    if r.returncode != 0:
+        raise RuntimeError(f"aotiplug-loadgen failed for {model} at concurrency {concurrency} (exit {r.returncode}):\n"
+                           f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    out = json.loads(r.stdout)
+    n = max(after["requests"] - before["requests"], 1)
+    per_request = {k: (after[k] - before[k]) / n * 1e6 for k in ("queue_s", "compute_input_s", "compute_infer_s",
+                                                                  "compute_output_s")}
+    return {"infer_per_s": out["infer_per_s"], "p50_us": out["p50_us"], "p90_us": out["p90_us"], "p99_us": out["p99_us"],
+            "requests": out["requests"], "server_queue_us": per_request["queue_s"],
+            "server_compute_us": per_request["compute_infer_s"], "server_us": sum(per_request.values()),
+            "cpu": cpu_per_request(before, after)}
+
+
+def set_server_affinity(server: TritonServer, cpus: set) -> None:
+    """Every thread of the server (and of its stub processes) on `cpus`."""
+    for pid in server_processes(server.process.pid):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:  # gone in between
+            continue
+        for tid in tasks:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
+
+
+def perf_analyzer(tool: dict, server: TritonServer, model: str, concurrency: int, requests: int, timeout: float) -> dict:
+    """The same measurement by perf_analyzer, Triton's own tool (a cross-check of the client):
+    `requests` requests per window, at most three windows."""
     csv_path = os.path.join(tool["work"], f"{model}-c{concurrency}.csv")
     cmd = [tool["perf_analyzer"], "-m", model, "-u", server.http_url, "-i", "http", "-b", "1",
            "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-mode", "count_windows",
@@ -153,19 +209,13 @@ def perf(tool: dict, server: TritonServer, model: str, concurrency: int, request
     if r.returncode != 0:
         raise RuntimeError(f"perf_analyzer failed for {model} at concurrency {concurrency}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     row = next(csv.DictReader(io.StringIO(open(csv_path).read())))
-    server_us = sum(float(row[k]) for k in ("Server Queue", "Server Compute Input", "Server Compute Infer",
-                                              "Server Compute Output"))
     return {"infer_per_s": float(row["Inferences/Second"]), "p50_us": float(row["p50 latency"]),
-            "p90_us": float(row["p90 latency"]), "p99_us": float(row["p99 latency"]),
-            "server_queue_us": float(row["Server Queue"]),
-            "server_compute_us": float(row["Server Compute Infer"]), "server_us": server_us,
-            "client_send_recv_us": float(row["Client Send"]) + float(row["Client Recv"]),
-            "cpu": cpu_per_request(before, after)}
+            "p99_us": float(row["p99 latency"]), "cpu": cpu_per_request(before, after)}
 
 
 def cpu_snapshot(server: TritonServer, model: str) -> dict:
     """CPU seconds so far of the server and its stub processes (user, system) and of this
-    process's reaped children (perf_analyzer runs are the only children reaped while a server
+    process's reaped children (the clients are the only children reaped while a server
     runs), and the model's successful requests and model time (batch_stats: each execution
     counted once)."""
     user = system = 0
@@ -183,6 +233,8 @@ def cpu_snapshot(server: TritonServer, model: str) -> dict:
     return {"server_user_s": user / tick, "server_system_s": system / tick,
             "client_s": children.ru_utime + children.ru_stime, "wall_s": time.monotonic(),
             "requests": int(stats["inference_stats"]["success"]["count"]),
+            **{f"{k}_s": int(stats["inference_stats"][k]["ns"]) / 1e9
+               for k in ("queue", "compute_input", "compute_infer", "compute_output")},
             "model_s": sum(int(b["compute_infer"]["ns"]) for b in stats.get("batch_stats", [])) / 1e9}
 
 
@@ -202,9 +254,9 @@ def server_processes(pid: int) -> list[int]:
 
 
 def cpu_per_request(before: dict, after: dict) -> dict:
-    """CPU time per request over one perf_analyzer run (its warm-up included): the server's
+    """CPU time per request over one client run (its warm-up included): the server's
     (and the part of it in the kernel: thread hand-offs, sockets), of which the model's own
-    runs; perf_analyzer's; and how busy the machine's cores were."""
+    runs; the client's; and how busy the machine's cores were."""
     d = {k: after[k] - before[k] for k in before}
     n = max(d["requests"], 1)
     server = d["server_user_s"] + d["server_system_s"]
@@ -240,7 +292,8 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--build", required=True)
     p.add_argument("--results", required=True, help="aotiplug-bench's JSON (with serve_inprocess); gets 'serving'")
-    p.add_argument("--perf-analyzer", required=True)
+    p.add_argument("--loadgen", required=True, help="aotiplug-loadgen (bench/loadgen.cpp), the client")
+    p.add_argument("--perf-analyzer", required=True, help="perf_analyzer, for one cross-check of the client")
     p.add_argument("--perf-analyzer-libs", required=True, help="LD_LIBRARY_PATH for perf_analyzer (libcudart.so.12)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
@@ -249,17 +302,18 @@ def main() -> int:
     inprocess = results["serve_inprocess"]
     work = os.path.join(build, "bench", "serving")
     os.makedirs(work, exist_ok=True)
-    tool = {"perf_analyzer": args.perf_analyzer, "libs": args.perf_analyzer_libs, "work": work}
+    tool = {"loadgen": args.loadgen, "perf_analyzer": args.perf_analyzer, "libs": args.perf_analyzer_libs,
+            "work": work, "inputs": {}}
     backends = backend_directory(work, build)
     repo = os.path.join(work, "repo")
-    requests = 300 if args.quick else 1500
+    requests = 900 if args.quick else 4500  # recorded per measurement at 1 to 4 clients; 4x at 16
     out = {"settings": {"max_batch_size": MAX_BATCH, "dynamic_batching": "{} (no delay)", "instances": 1,
-                        "intra_op_threads": 1,
-                        "protocol": "HTTP", "requests_per_window": requests, "rows_per_request": 1,
+                        "intra_op_threads": 1, "client": "aotiplug-loadgen (bench/loadgen.cpp)",
+                        "protocol": "HTTP, binary tensor data", "requests": requests, "rows_per_request": 1,
                         "cores": len(os.sched_getaffinity(0))}}
 
     # One intra-op thread on both sides, as in the in-process benchmark: on two cores that
-    # also run the HTTP frontend and perf_analyzer, the models' OpenMP regions on two threads
+    # also run the HTTP frontend and the clients, the models' OpenMP regions on two threads
     # fight them for the cores (measured: medium batch-1 compute 577 µs in the server vs
     # 236 µs in-process; the tiny model's 2.4 µs took 20).
     def server(load, name):
@@ -273,10 +327,12 @@ def main() -> int:
     for short in MODELS:
         with server((f"ours_{short}", f"ours_{short}_nobatch", "control"), f"ours-{short}") as s:
             io_specs[short] = io_of(s, f"ours_{short}")
+            for name in (f"ours_{short}", f"ours_{short}_nobatch", f"python_{short}"):
+                tool["inputs"][name] = input_spec(io_specs[short])
             side = {}
             for c in CONCURRENCY:
                 before = batch_sizes(s, f"ours_{short}")
-                side[str(c)] = perf(tool, s, f"ours_{short}", c, requests * max(1, c // 4), 600)
+                side[str(c)] = load(tool, s, f"ours_{short}", c, requests * max(1, c // 4), 600)
                 sizes = diff_sizes(batch_sizes(s, f"ours_{short}"), before)
                 side[str(c)]["batch_sizes"] = {str(k): v for k, v in sorted(sizes.items())}
                 side[str(c)]["anchor_b"] = anchor_b(inprocess[MODELS[short]], sizes)
@@ -284,20 +340,29 @@ def main() -> int:
                       f"p50 {side[str(c)]['p50_us']:.0f} µs, p99 {side[str(c)]['p99_us']:.0f} µs", flush=True)
             out.setdefault(short, {})["ours"] = side
             if short == "tiny":  # Triton's scheduler without the dynamic batcher, for scale
-                out["tiny"]["ours_no_dynamic_batching_c1"] = perf(tool, s, "ours_tiny_nobatch", 1, requests, 600)
+                out["tiny"]["ours_no_dynamic_batching_c1"] = load(tool, s, "ours_tiny_nobatch", 1, requests, 600)
+                # One client's request wakes four threads in turn (HTTP, batcher, instance,
+                # HTTP again); on this VM a wake-up on the other vCPU costs far more than on
+                # the same one. The same two measurements with everything on one CPU:
+                out["tiny"]["pinned_to_one_cpu_c1"] = {
+                    "dynamic_batching": load(tool, s, "ours_tiny", 1, requests, 600, one_cpu=True),
+                    "no_dynamic_batching": load(tool, s, "ours_tiny_nobatch", 1, requests, 600, one_cpu=True)}
             if short == "medium":
-                out["medium"]["ours_no_dynamic_batching_c16"] = perf(tool, s, "ours_medium_nobatch", 16, requests * 2, 600)
+                out["medium"]["ours_no_dynamic_batching_c16"] = load(tool, s, "ours_medium_nobatch", 16, requests * 2, 600)
+                out["medium"]["perf_analyzer_c16"] = {"ours": perf_analyzer(tool, s, "ours_medium", 16, requests, 600)}
                 out["medium"]["swap"] = swap_under_load(tool, s, requests * 2, os.path.join(build, "bench", "models"))
     write_repository(repo, os.path.join(build, "bench", "models"), io_specs)
     for short in MODELS:
         with server((f"python_{short}",), f"python-{short}") as s:
             side = {}
             for c in CONCURRENCY:
-                side[str(c)] = perf(tool, s, f"python_{short}", c, requests * max(1, c // 4), 900)
+                side[str(c)] = load(tool, s, f"python_{short}", c, requests * max(1, c // 4), 900)
                 print(f"[serving] anchor A (Python backend + aoti_load_package) {short} c={c}: "
                       f"{side[str(c)]['infer_per_s']:.0f} infer/s, p50 {side[str(c)]['p50_us']:.0f} µs, "
                       f"p99 {side[str(c)]['p99_us']:.0f} µs", flush=True)
             out[short]["python_aoti"] = side
+            if short == "medium":
+                out["medium"]["perf_analyzer_c16"]["python_aoti"] = perf_analyzer(tool, s, "python_medium", 16, requests, 900)
 
     m16, a16 = out["medium"]["ours"]["16"], out["medium"]["python_aoti"]["16"]
     t1 = out["tiny"]["ours"]["1"]
@@ -307,6 +372,8 @@ def main() -> int:
         "medium_c16_dynamic_batching_on_vs_off": m16["infer_per_s"] / out["medium"]["ours_no_dynamic_batching_c16"]["infer_per_s"],
         "tiny_c1_overhead_us": t1["p50_us"] - t1["anchor_b"]["run_us_batch_1"],
         "tiny_c1_server_overhead_us": t1["server_us"] - t1["anchor_b"]["run_us_batch_1"],
+        "tiny_c1_one_cpu_overhead_us": {k: v["p50_us"] - t1["anchor_b"]["run_us_batch_1"]
+                                        for k, v in out["tiny"]["pinned_to_one_cpu_c1"].items()},
         "swap_p99_ratio": out["medium"]["swap"]["p99_ratio"],
         "swap_failed_requests": out["medium"]["swap"]["failed_requests"],
         "swap_failed_swaps": out["medium"]["swap"]["failed_swaps"],
@@ -326,7 +393,7 @@ SWAP_ROUNDS = 3
 
 
 def swap_under_load(tool: dict, s: TritonServer, requests: int, models_dir: str) -> dict:
-    """perf_analyzer at concurrency 4 on the medium model, steady, then while another client
+    """4 clients on the medium model, steady, then while another client
     swaps its weights in a loop (process + commit, alternating two files): SWAP_ROUNDS
     rounds of steady / back to back / paced (every other round in reverse order)."""
     import torch
@@ -344,7 +411,7 @@ def swap_under_load(tool: dict, s: TritonServer, requests: int, models_dir: str)
         order = ("steady", "tight", "paced") if r % 2 == 0 else ("paced", "tight", "steady")
         for kind in order:
             if kind == "steady":
-                measured[kind] = perf(tool, s, "ours_medium", 4, requests, 600)
+                measured[kind] = load(tool, s, "ours_medium", 4, requests, 600)
             else:
                 measured[kind] = perf_while_swapping(tool, s, requests, 0.0 if kind == "tight" else SWAP_INTERVAL_S)
         steady_p99 = measured["steady"]["p99_us"]
@@ -375,7 +442,7 @@ SWAP_INTERVAL_S = 0.1
 
 
 def perf_while_swapping(tool: dict, s: TritonServer, requests: int, interval_s: float) -> dict:
-    """perf_analyzer (4 clients, medium) while a client swaps the weights through the
+    """4 clients on the medium model while a client swaps the weights through the
     control model (alternating a.pt and b.pt), back to back or one per interval_s."""
     stop = threading.Event()
     swaps, errors = [], []
@@ -405,7 +472,7 @@ def perf_while_swapping(tool: dict, s: TritonServer, requests: int, interval_s: 
     t = threading.Thread(target=swapper)
     t.start()
     try:
-        during = perf(tool, s, "ours_medium", 4, requests, 600)
+        during = load(tool, s, "ours_medium", 4, requests, 600)
     finally:
         stop.set()
         t.join(120)

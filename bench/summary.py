@@ -78,14 +78,25 @@ def main() -> int:
         row("6. tiny c=1 serving overhead over in-process (client p50; server's own)",
             f"{tg['tiny_c1_overhead_us']:.0f} µs ({tg['tiny_c1_server_overhead_us']:.0f} µs in the server)",
             "<= 100 µs", tg["tiny_c1_overhead_us"] <= 100)
+        if "tiny_c1_one_cpu_overhead_us" in tg:
+            one = tg["tiny_c1_one_cpu_overhead_us"]
+            rows.append(("6. the same, server and client pinned to one CPU: dynamic batching; none",
+                         f"{one['dynamic_batching']:.0f} µs; {one['no_dynamic_batching']:.0f} µs", "", ""))
         for label, m in (("tiny c=1", sv["tiny"]["ours"]["1"]), ("medium c=16", sv["medium"]["ours"]["16"]),
                          ("medium c=16, no dynamic batching", sv["medium"].get("ours_no_dynamic_batching_c16")),
                          ("medium c=16, Python backend", sv["medium"]["python_aoti"]["16"])):
             if m and "cpu" in m:
                 cpu = m["cpu"]
-                rows.append((f"6. CPU per request, {label}: server (kernel share; model), perf_analyzer; cores busy",
+                client = "client" if "client" in sv["settings"] else "perf_analyzer"
+                rows.append((f"6. CPU per request, {label}: server (kernel share; model), {client}; cores busy",
                              f"{cpu['server_us']:.0f} µs ({cpu['server_kernel_share']:.0%}; {cpu['model_us']:.0f} µs), "
                              f"{cpu['client_us']:.0f} µs; {cpu['cores_busy']:.2f} of {sv['settings'].get('cores', '?')}", "", ""))
+        check = sv["medium"].get("perf_analyzer_c16")
+        if check:
+            o, a = check["ours"], check["python_aoti"]
+            rows.append(("6. cross-check, perf_analyzer as the client: medium c=16, ours / Python (infer/s; p99 µs)",
+                         f"{o['infer_per_s']:.0f} / {a['infer_per_s']:.0f} = {o['infer_per_s'] / a['infer_per_s']:.2f}x; "
+                         f"{o['p99_us']:.0f} / {a['p99_us']:.0f} = {o['p99_us'] / a['p99_us']:.2f}x", "", ""))
         sw = sv["medium"]["swap"]
         rounds = sw.get("rounds")
         row("6. medium c=4 p99 during swaps / steady (failed requests)" + (", the median round" if rounds else ""),
