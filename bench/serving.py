@@ -12,11 +12,13 @@ loopback driven by aotiplug-loadgen (bench/loadgen.cpp), side by side with what 
 Models: tiny_batch and medium_batch (bench/models.py; plain aoti_compile_and_package, batch
 1..64). Concurrency 1, 4 and 16 clients, each request one row; throughput (infer/s) and
 p50/p99 latency as the client measures them, with the server's own view (queue, compute:
-Triton's statistics over the same requests). perf_analyzer (Triton's tool) measures the
-medium model at 16 clients once more, on both sides, as a cross-check of the client. Then,
-on the medium model: dynamic batching off (the same config without dynamic_batching) at
-concurrency 16; and p99 while the weights are swapped in a loop through the control model, against the same run without swaps, in
-alternating rounds (SWAP_ROUNDS).
+Triton's statistics over the same requests). Both servers of a model run side by side and
+each comparison is measured back to back; the medium model at 16 clients (three targets:
+ours against anchor A, and against ours without dynamic_batching) in PAIR_ROUNDS rounds.
+perf_analyzer (Triton's tool) measures the medium model at 16 clients once more, on both
+sides, as a cross-check of the client. Then, on the medium model alone: p99 while the
+weights are swapped in a loop through the control model, against the same load without
+swaps, in alternating rounds (SWAP_ROUNDS).
 
 Every measurement is bounded: a fixed number of requests, and every process has a timeout.
 
@@ -116,34 +118,40 @@ def input_spec(config: dict) -> str:
     return f'{t["name"]}:{datatype}:' + ",".join(str(d) for d in [1, *t["dims"]])
 
 
-def write_repository(repo: str, models_dir: str, io_specs: dict) -> None:
-    """One directory per (side, model, setting): the same package, the same batching and
-    instance settings on both sides."""
+BATCHING = f"max_batch_size: {MAX_BATCH}\ndynamic_batching {{}}\ninstance_group [{{ kind: KIND_CPU, count: 1 }}]\n"
+
+
+def write_repository(repo: str, models_dir: str) -> None:
+    """Ours: one directory per (model, setting), each the package; and the control model."""
     shutil.rmtree(repo, ignore_errors=True)
-    batching = f"max_batch_size: {MAX_BATCH}\ndynamic_batching {{}}\ninstance_group [{{ kind: KIND_CPU, count: 1 }}]\n"
     for short, pkg in MODELS.items():
         package = os.path.join(models_dir, pkg + ".pt2")
-        for name, config in ((f"ours_{short}", 'backend: "aotiplug"\n' + batching),
+        for name, config in ((f"ours_{short}", 'backend: "aotiplug"\n' + BATCHING),
                              (f"ours_{short}_nobatch", 'backend: "aotiplug"\n'
                               f"max_batch_size: {MAX_BATCH}\ninstance_group [{{ kind: KIND_CPU, count: 1 }}]\n")):
             os.makedirs(os.path.join(repo, name, "1"))
             os.symlink(package, os.path.join(repo, name, "1", "model.pt2"))
             with open(os.path.join(repo, name, "config.pbtxt"), "w") as f:
                 f.write(config)
-        if short in io_specs:
-            spec = io_specs[short]
-            tensors = "".join(
-                f'{kind} [{{ name: "{t["name"]}", data_type: {t["data_type"]}, dims: {json.dumps(t["dims"])} }}]\n'
-                for kind, t in (("input", spec["input"][0]), ("output", spec["output"][0])))
-            os.makedirs(os.path.join(repo, f"python_{short}", "1"))
-            with open(os.path.join(repo, f"python_{short}", "1", "model.py"), "w") as f:
-                f.write(PYTHON_MODEL.format(site=site_packages()))
-            with open(os.path.join(repo, f"python_{short}", "config.pbtxt"), "w") as f:
-                f.write('backend: "python"\n' + batching + tensors +
-                        f'parameters {{ key: "package" value: {{ string_value: "{package}" }} }}\n')
     os.makedirs(os.path.join(repo, "control", "1"))
     with open(os.path.join(repo, "control", "config.pbtxt"), "w") as f:
         f.write('backend: "aotiplug"\nparameters { key: "weights_control" value: { string_value: "true" } }\n')
+
+
+def write_python_model(repo: str, models_dir: str, short: str, spec: dict) -> None:
+    """Anchor A for one model: the same package, batching and instance settings as ours, and
+    the tensors of ours' completed config (`spec`)."""
+    package = os.path.join(models_dir, MODELS[short] + ".pt2")
+    tensors = "".join(
+        f'{kind} [{{ name: "{t["name"]}", data_type: {t["data_type"]}, dims: {json.dumps(t["dims"])} }}]\n'
+        for kind, t in (("input", spec["input"][0]), ("output", spec["output"][0])))
+    shutil.rmtree(os.path.join(repo, f"python_{short}"), ignore_errors=True)
+    os.makedirs(os.path.join(repo, f"python_{short}", "1"))
+    with open(os.path.join(repo, f"python_{short}", "1", "model.py"), "w") as f:
+        f.write(PYTHON_MODEL.format(site=site_packages()))
+    with open(os.path.join(repo, f"python_{short}", "config.pbtxt"), "w") as f:
+        f.write('backend: "python"\n' + BATCHING + tensors +
+                f'parameters {{ key: "package" value: {{ string_value: "{package}" }} }}\n')
 
 
 def load(tool: dict, server: TritonServer, model: str, concurrency: int, requests: int, timeout: float,
@@ -288,6 +296,49 @@ def diff_sizes(after: dict, before: dict) -> dict:
     return {b: n - before.get(b, 0) for b, n in after.items() if n - before.get(b, 0) > 0}
 
 
+def ours_load(tool: dict, s: TritonServer, inprocess: dict, short: str, c: int, n: int) -> dict:
+    """One measurement of ours, with the batches the server ran and anchor B on them."""
+    before = batch_sizes(s, f"ours_{short}")
+    m = load(tool, s, f"ours_{short}", c, n, 600)
+    sizes = diff_sizes(batch_sizes(s, f"ours_{short}"), before)
+    m["batch_sizes"] = {str(k): v for k, v in sorted(sizes.items())}
+    m["anchor_b"] = anchor_b(inprocess[MODELS[short]], sizes)
+    return m
+
+
+# The medium model at 16 clients carries three targets: ours, anchor A and ours without
+# dynamic batching are measured in PAIR_ROUNDS rounds, one after another in a rotating
+# order, each ratio taken within its round; each target is the median of its rounds.
+PAIR_ROUNDS = 3
+
+
+def compared_rounds(tool: dict, s: TritonServer, py: TritonServer, inprocess: dict, n: int, n_nobatch: int) -> list:
+    rounds = []
+    for r in range(PAIR_ROUNDS):
+        measured = {}
+        order = ("ours", "python_aoti", "ours_no_dynamic_batching")
+        for who in order[r % 3:] + order[:r % 3]:
+            if who == "ours":
+                measured[who] = ours_load(tool, s, inprocess, "medium", 16, n)
+            elif who == "python_aoti":
+                measured[who] = load(tool, py, "python_medium", 16, n, 900)
+            else:
+                measured[who] = load(tool, s, "ours_medium_nobatch", 16, n_nobatch, 600)
+        o, a, off = measured["ours"], measured["python_aoti"], measured["ours_no_dynamic_batching"]
+        rounds.append({**measured, "throughput_vs_python": o["infer_per_s"] / a["infer_per_s"],
+                       "p99_vs_python": o["p99_us"] / a["p99_us"],
+                       "dynamic_batching_on_vs_off": o["infer_per_s"] / off["infer_per_s"]})
+        print(f"[serving] medium c=16, round {r + 1}: ours {o['infer_per_s']:.0f} infer/s (p99 {o['p99_us']:.0f} µs), "
+              f"anchor A {a['infer_per_s']:.0f} (p99 {a['p99_us']:.0f} µs), ours without dynamic batching "
+              f"{off['infer_per_s']:.0f}: {rounds[-1]['throughput_vs_python']:.2f}x, p99 {rounds[-1]['p99_vs_python']:.2f}x, "
+              f"batching {rounds[-1]['dynamic_batching_on_vs_off']:.2f}x", flush=True)
+    return rounds
+
+
+def median_round(rounds: list, key: str) -> dict:
+    return sorted(rounds, key=lambda x: x[key])[len(rounds) // 2]
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--build", required=True)
@@ -321,55 +372,58 @@ def main() -> int:
                             log_path=os.path.join(work, f"{name}.log"), explicit=True, load=load,
                             env={"XDG_CACHE_HOME": os.path.join(work, "cache"), "OMP_NUM_THREADS": "1"})
 
-    # Ours first: its completed config gives anchor A the same tensors.
-    write_repository(repo, os.path.join(build, "bench", "models"), {})
-    io_specs = {}
+    # Both servers run side by side (the idle one takes no CPU), and each comparison is
+    # measured back to back, the side going first alternating: the machine's load drifts over
+    # minutes. Ours starts first: its completed config gives anchor A the same tensors.
+    models_dir = os.path.join(build, "bench", "models")
+    write_repository(repo, models_dir)
     for short in MODELS:
         with server((f"ours_{short}", f"ours_{short}_nobatch", "control"), f"ours-{short}") as s:
-            io_specs[short] = io_of(s, f"ours_{short}")
+            spec = io_of(s, f"ours_{short}")
             for name in (f"ours_{short}", f"ours_{short}_nobatch", f"python_{short}"):
-                tool["inputs"][name] = input_spec(io_specs[short])
-            side = {}
-            for c in CONCURRENCY:
-                before = batch_sizes(s, f"ours_{short}")
-                side[str(c)] = load(tool, s, f"ours_{short}", c, requests * max(1, c // 4), 600)
-                sizes = diff_sizes(batch_sizes(s, f"ours_{short}"), before)
-                side[str(c)]["batch_sizes"] = {str(k): v for k, v in sorted(sizes.items())}
-                side[str(c)]["anchor_b"] = anchor_b(inprocess[MODELS[short]], sizes)
-                print(f"[serving] ours {short} c={c}: {side[str(c)]['infer_per_s']:.0f} infer/s, "
-                      f"p50 {side[str(c)]['p50_us']:.0f} µs, p99 {side[str(c)]['p99_us']:.0f} µs", flush=True)
-            out.setdefault(short, {})["ours"] = side
-            if short == "tiny":  # Triton's scheduler without the dynamic batcher, for scale
-                out["tiny"]["ours_no_dynamic_batching_c1"] = load(tool, s, "ours_tiny_nobatch", 1, requests, 600)
-                # One client's request wakes four threads in turn (HTTP, batcher, instance,
-                # HTTP again); on this VM a wake-up on the other vCPU costs far more than on
-                # the same one. The same two measurements with everything on one CPU:
-                out["tiny"]["pinned_to_one_cpu_c1"] = {
-                    "dynamic_batching": load(tool, s, "ours_tiny", 1, requests, 600, one_cpu=True),
-                    "no_dynamic_batching": load(tool, s, "ours_tiny_nobatch", 1, requests, 600, one_cpu=True)}
-            if short == "medium":
-                out["medium"]["ours_no_dynamic_batching_c16"] = load(tool, s, "ours_medium_nobatch", 16, requests * 2, 600)
-                out["medium"]["perf_analyzer_c16"] = {"ours": perf_analyzer(tool, s, "ours_medium", 16, requests, 600)}
-                out["medium"]["swap"] = swap_under_load(tool, s, requests * 2, os.path.join(build, "bench", "models"))
-    write_repository(repo, os.path.join(build, "bench", "models"), io_specs)
-    for short in MODELS:
-        with server((f"python_{short}",), f"python-{short}") as s:
-            side = {}
-            for c in CONCURRENCY:
-                side[str(c)] = load(tool, s, f"python_{short}", c, requests * max(1, c // 4), 900)
-                print(f"[serving] anchor A (Python backend + aoti_load_package) {short} c={c}: "
-                      f"{side[str(c)]['infer_per_s']:.0f} infer/s, p50 {side[str(c)]['p50_us']:.0f} µs, "
-                      f"p99 {side[str(c)]['p99_us']:.0f} µs", flush=True)
-            out[short]["python_aoti"] = side
-            if short == "medium":
-                out["medium"]["perf_analyzer_c16"]["python_aoti"] = perf_analyzer(tool, s, "python_medium", 16, requests, 900)
+                tool["inputs"][name] = input_spec(spec)
+            write_python_model(repo, models_dir, short, spec)
+            with server((f"python_{short}",), f"python-{short}") as py:
+                side = out.setdefault(short, {"ours": {}, "python_aoti": {}})
+                for i, c in enumerate(CONCURRENCY):
+                    n = requests * max(1, c // 4)
+                    if short == "medium" and c == 16:
+                        side["rounds_c16"] = compared_rounds(tool, s, py, inprocess, n, requests * 2)
+                        middle = median_round(side["rounds_c16"], "throughput_vs_python")
+                        side["ours"]["16"], side["python_aoti"]["16"] = middle["ours"], middle["python_aoti"]
+                        continue
+                    for who in (("ours", "python_aoti") if i % 2 == 0 else ("python_aoti", "ours")):
+                        if who == "ours":
+                            side["ours"][str(c)] = ours_load(tool, s, inprocess, short, c, n)
+                        else:
+                            side["python_aoti"][str(c)] = load(tool, py, f"python_{short}", c, n, 900)
+                    for who, label in (("ours", "ours"), ("python_aoti", "anchor A (Python backend + aoti_load_package)")):
+                        m = side[who][str(c)]
+                        print(f"[serving] {label} {short} c={c}: {m['infer_per_s']:.0f} infer/s, "
+                              f"p50 {m['p50_us']:.0f} µs, p99 {m['p99_us']:.0f} µs", flush=True)
+                if short == "tiny":  # Triton's scheduler without the dynamic batcher, for scale
+                    side["ours_no_dynamic_batching_c1"] = load(tool, s, "ours_tiny_nobatch", 1, requests, 600)
+                    # One client's request wakes four threads in turn (HTTP, batcher,
+                    # instance, HTTP again); on this VM a wake-up on the other vCPU costs far
+                    # more than on the same one. The same two measurements with everything on
+                    # one CPU:
+                    side["pinned_to_one_cpu_c1"] = {
+                        "dynamic_batching": load(tool, s, "ours_tiny", 1, requests, 600, one_cpu=True),
+                        "no_dynamic_batching": load(tool, s, "ours_tiny_nobatch", 1, requests, 600, one_cpu=True)}
+                if short == "medium":
+                    side["ours_no_dynamic_batching_c16"] = median_round(
+                        side["rounds_c16"], "dynamic_batching_on_vs_off")["ours_no_dynamic_batching"]
+                    side["perf_analyzer_c16"] = {"ours": perf_analyzer(tool, s, "ours_medium", 16, requests, 600),
+                                                 "python_aoti": perf_analyzer(tool, py, "python_medium", 16, requests, 900)}
+            if short == "medium":  # the Python server stopped: nothing else on the machine
+                side["swap"] = swap_under_load(tool, s, requests * 2, models_dir)
 
-    m16, a16 = out["medium"]["ours"]["16"], out["medium"]["python_aoti"]["16"]
+    rounds = out["medium"]["rounds_c16"]
     t1 = out["tiny"]["ours"]["1"]
     out["targets"] = {
-        "medium_c16_throughput_vs_python": m16["infer_per_s"] / a16["infer_per_s"],
-        "medium_c16_p99_vs_python": m16["p99_us"] / a16["p99_us"],
-        "medium_c16_dynamic_batching_on_vs_off": m16["infer_per_s"] / out["medium"]["ours_no_dynamic_batching_c16"]["infer_per_s"],
+        "medium_c16_throughput_vs_python": statistics.median(r["throughput_vs_python"] for r in rounds),
+        "medium_c16_p99_vs_python": statistics.median(r["p99_vs_python"] for r in rounds),
+        "medium_c16_dynamic_batching_on_vs_off": statistics.median(r["dynamic_batching_on_vs_off"] for r in rounds),
         "tiny_c1_overhead_us": t1["p50_us"] - t1["anchor_b"]["run_us_batch_1"],
         "tiny_c1_server_overhead_us": t1["server_us"] - t1["anchor_b"]["run_us_batch_1"],
         "tiny_c1_one_cpu_overhead_us": {k: v["p50_us"] - t1["anchor_b"]["run_us_batch_1"]

@@ -69,6 +69,10 @@ def main() -> int:
                 rows.append((f"6. serve {short} c={c}: ours / Python+aoti_load_package (infer/s; p50, p99 µs)",
                              f"{o['infer_per_s']:.0f} / {a['infer_per_s']:.0f}; {o['p50_us']:.0f}, {o['p99_us']:.0f} / "
                              f"{a['p50_us']:.0f}, {a['p99_us']:.0f}", "", ""))
+        if "rounds_c16" in sv["medium"]:
+            row("6. medium c=16 rounds: throughput vs Python; p99 vs Python; batching on / off",
+                ", ".join(f"{x['throughput_vs_python']:.2f}x; {x['p99_vs_python']:.2f}x; {x['dynamic_batching_on_vs_off']:.2f}x"
+                          for x in sv["medium"]["rounds_c16"]), "", None)
         row("6. medium c=16 throughput: ours / Python backend", f"{tg['medium_c16_throughput_vs_python']:.2f}x",
             ">= 1.5x", tg["medium_c16_throughput_vs_python"] >= 1.5)
         row("6. medium c=16 p99: ours / Python backend", f"{tg['medium_c16_p99_vs_python']:.2f}x", "<= 0.7x",
