@@ -4,15 +4,16 @@
 // A closed loop of C clients, each a thread with one keep-alive HTTP/1.1 connection to a
 // Triton server, each sending the next inference request (KServe v2 with the binary tensor
 // extension: a JSON header, then the raw input bytes; outputs asked for as binary) as soon as
-// the last one is answered. Requests are numbered as they are sent: the first --warmup are
-// not recorded, the next --requests are. Throughput counts the recorded requests answered
-// between the moment the first recorded one was sent and the moment the last one was sent
-// (all C clients busy throughout); latency percentiles are over every recorded request.
+// the last one is answered. Requests are numbered as they are sent, by all clients together:
+// the first --warmup are not recorded, the next --requests are. Throughput counts the
+// requests answered between the moment the first recorded one was sent and the moment a
+// client found none left to send (all C clients busy throughout); latency percentiles are
+// over every recorded request.
 //
 // Why not perf_analyzer: on a 2-core machine the client shares the cores with the server it
-// measures, and perf_analyzer 2.51 took 66-106 µs of CPU per request (its worker threads,
-// libcurl), a third of the machine at 16 clients. This client is a blocking socket per
-// thread and Boost.Beast's HTTP parser.
+// measures, and perf_analyzer 2.51 took 91-123 µs of CPU per request at 16 clients (its
+// worker threads, libcurl), about as much as the server it measured. This client is a
+// blocking socket per thread and Boost.Beast's HTTP parser.
 //
 // Prints one JSON object: requests, errors (and the first error's text), seconds,
 // infer_per_s, p50/p90/p99/mean latency in µs, and this process's CPU per request.
@@ -32,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -126,6 +128,7 @@ std::int64_t ns(Clock::time_point t) {
 struct Sample {
   std::int64_t end_ns;
   double latency_us;
+  bool recorded;  // not a warm-up request
 };
 
 // One client: a connection, requests until the numbers run out.
@@ -149,23 +152,23 @@ void client(const asio::ip::tcp::resolver::results_type& endpoints, const http::
     }
     const Clock::time_point start = Clock::now();
     if (number == shared.warmup) shared.window_start_ns = ns(start);
-    http::response<http::string_body> response;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // Beast's default: 8 MB
     try {
       http::write(socket, request);
-      http::read(socket, buffer, response);
+      http::read(socket, buffer, parser);
     } catch (const std::exception& e) {
       shared.error(std::string("request: ") + e.what());
       return;  // the connection is in an unknown state
     }
     const Clock::time_point end = Clock::now();
+    const http::response<http::string_body>& response = parser.get();
     if (response.result() != http::status::ok) {
       shared.error("HTTP " + std::to_string(response.result_int()) + ": " + response.body().substr(0, 300));
     } else if (response.find("Inference-Header-Content-Length") == response.end()) {
       shared.error("a response without binary outputs: " + response.body().substr(0, 300));
     }
-    if (number >= shared.warmup) {
-      samples.push_back({ns(end), std::chrono::duration<double, std::micro>(end - start).count()});
-    }
+    samples.push_back({ns(end), std::chrono::duration<double, std::micro>(end - start).count(), number >= shared.warmup});
     if (!response.keep_alive()) {
       shared.error("the server closed the connection");
       return;
@@ -193,7 +196,7 @@ int main(int argc, char** argv) {
       "input", po::value(&input_specs)->required(), "NAME:DATATYPE:D0,D1,... (repeat for each input)")(
       "concurrency", po::value(&concurrency), "clients (threads, connections), each one request in flight")(
       "requests", po::value(&requests), "requests recorded")(
-      "warmup", po::value(&warmup), "requests sent first and not recorded (default: 20 per client)");
+      "warmup", po::value(&warmup), "requests sent first, by all clients together, and not recorded (default: 20 x concurrency)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, options), vm);
@@ -235,7 +238,7 @@ int main(int argc, char** argv) {
   shared.warmup = warmup;
   shared.requests = requests;
   std::vector<std::vector<Sample>> samples(static_cast<std::size_t>(concurrency));
-  for (auto& s : samples) s.reserve(static_cast<std::size_t>(requests / concurrency + 16));
+  for (auto& s : samples) s.reserve(static_cast<std::size_t>((warmup + requests) / concurrency + 16));
   rusage before{}, after{};
   getrusage(RUSAGE_SELF, &before);
   std::vector<std::thread> threads;
@@ -250,7 +253,7 @@ int main(int argc, char** argv) {
   std::int64_t in_window = 0;
   for (const auto& per_client : samples) {
     for (const Sample& s : per_client) {
-      latencies.push_back(s.latency_us);
+      if (s.recorded) latencies.push_back(s.latency_us);
       in_window += s.end_ns >= from && s.end_ns <= to;
     }
   }
@@ -265,9 +268,10 @@ int main(int argc, char** argv) {
   };
   const std::int64_t sent = std::min<std::int64_t>(shared.next.load(), warmup + requests);
   std::string escaped;
-  for (char ch : shared.first_error) {
+  for (char ch : shared.first_error) {  // ASCII only: the text may be cut mid-character
     if (ch == '"' || ch == '\\') escaped += '\\';
-    escaped += (static_cast<unsigned char>(ch) < 0x20) ? ' ' : ch;
+    const auto c = static_cast<unsigned char>(ch);
+    escaped += c < 0x20 || c >= 0x7f ? '?' : ch;
   }
   std::cout << "{\"requests\": " << latencies.size() << ", \"errors\": " << shared.errors << ", \"first_error\": \""
             << escaped << "\", \"seconds\": " << seconds << ", \"infer_per_s\": "
