@@ -25,6 +25,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include <sys/resource.h>
 
@@ -80,19 +81,15 @@ std::size_t elementSize(const std::string& datatype) {
 // The request body: the JSON header, then each input's bytes (FP32 uniform in [-1, 1), as
 // perf_analyzer's random data; other types zeros).
 std::string body(const std::vector<Input>& inputs, std::size_t* header_size) {
-  std::string json = "{\"inputs\":[", data;
+  nlohmann::json header = {{"inputs", nlohmann::json::array()}, {"parameters", {{"binary_data_output", true}}}};
+  std::string data;
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const Input& in = inputs[i];
+  for (const Input& in : inputs) {
     std::size_t n = elementSize(in.datatype);
-    std::string shape;
-    for (std::int64_t d : in.shape) {
-      n *= static_cast<std::size_t>(d);
-      shape += (shape.empty() ? "" : ",") + std::to_string(d);
-    }
-    json += std::string(i ? "," : "") + "{\"name\":\"" + in.name + "\",\"shape\":[" + shape + "],\"datatype\":\"" +
-            in.datatype + "\",\"parameters\":{\"binary_data_size\":" + std::to_string(n) + "}}";
+    for (std::int64_t d : in.shape) n *= static_cast<std::size_t>(d);
+    header["inputs"].push_back({{"name", in.name}, {"shape", in.shape}, {"datatype", in.datatype},
+                                {"parameters", {{"binary_data_size", n}}}});
     const std::size_t at = data.size();
     data.resize(at + n, '\0');
     if (in.datatype == "FP32") {
@@ -102,9 +99,9 @@ std::string body(const std::vector<Input>& inputs, std::size_t* header_size) {
       }
     }
   }
-  json += "],\"parameters\":{\"binary_data_output\":true}}";
-  *header_size = json.size();
-  return json + data;
+  std::string out = header.dump();
+  *header_size = out.size();
+  return out + data;
 }
 
 struct Shared {
@@ -267,18 +264,14 @@ int main(int argc, char** argv) {
            static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
   };
   const std::int64_t sent = std::min<std::int64_t>(shared.next.load(), warmup + requests);
-  std::string escaped;
-  for (char ch : shared.first_error) {  // ASCII only: the text may be cut mid-character
-    if (ch == '"' || ch == '\\') escaped += '\\';
-    const auto c = static_cast<unsigned char>(ch);
-    escaped += c < 0x20 || c >= 0x7f ? '?' : ch;
-  }
-  std::cout << "{\"requests\": " << latencies.size() << ", \"errors\": " << shared.errors << ", \"first_error\": \""
-            << escaped << "\", \"seconds\": " << seconds << ", \"infer_per_s\": "
-            << (seconds > 0 ? static_cast<double>(in_window) / seconds : 0.0)
-            << ", \"p50_us\": " << percentile(latencies, 50) << ", \"p90_us\": " << percentile(latencies, 90)
-            << ", \"p99_us\": " << percentile(latencies, 99) << ", \"mean_us\": " << mean
-            << ", \"client_cpu_us_per_request\": " << (sent > 0 ? (cpu(after) - cpu(before)) / static_cast<double>(sent) * 1e6 : 0.0)
-            << ", \"concurrency\": " << concurrency << "}\n";
+  // The error text may be cut mid-character: dump() replaces invalid UTF-8.
+  const nlohmann::json result = {
+      {"requests", latencies.size()}, {"errors", shared.errors}, {"first_error", shared.first_error},
+      {"seconds", seconds}, {"infer_per_s", seconds > 0 ? static_cast<double>(in_window) / seconds : 0.0},
+      {"p50_us", percentile(latencies, 50)}, {"p90_us", percentile(latencies, 90)},
+      {"p99_us", percentile(latencies, 99)}, {"mean_us", mean},
+      {"client_cpu_us_per_request", sent > 0 ? (cpu(after) - cpu(before)) / static_cast<double>(sent) * 1e6 : 0.0},
+      {"concurrency", concurrency}};
+  std::cout << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return shared.errors == 0 && !latencies.empty() ? 0 : 1;
 }

@@ -114,7 +114,7 @@ def io_of(server: TritonServer, model: str) -> dict:
 def input_spec(config: dict) -> str:
     """aotiplug-loadgen's --input for a model's (only) input, one row: NAME:DATATYPE:1,DIMS."""
     (t,) = config["input"]
-    datatype = t["data_type"].removeprefix("TYPE_").replace("STRING", "BYTES")
+    datatype = t["data_type"].removeprefix("TYPE_")
     return f'{t["name"]}:{datatype}:' + ",".join(str(d) for d in [1, *t["dims"]])
 
 
@@ -484,9 +484,8 @@ def swap_under_load(tool: dict, s: TritonServer, requests: int, models_dir: str)
               f"{SWAP_INTERVAL_S * 1000:.0f} ms {rounds[-1]['paced']['p99_ratio']:.2f}x", flush=True)
     # The headline: the round with the median back-to-back ratio (its numbers, consistent
     # with the ratio); the paced ratio likewise the median of its rounds.
-    by_ratio = sorted(rounds, key=lambda x: x["p99_ratio"])
-    middle = by_ratio[len(by_ratio) // 2]
-    paced = sorted(rounds, key=lambda x: x["paced"]["p99_ratio"])[len(rounds) // 2]["paced"]
+    middle = median_round(rounds, "p99_ratio")
+    paced = median_round([x["paced"] for x in rounds], "p99_ratio")
     return {**{k: v for k, v in middle.items() if k != "paced"}, "paced": paced,
             "rounds": [{"steady_p99_us": x["steady"]["p99_us"], "during_swaps_p99_us": x["during_swaps"]["p99_us"],
                         "p99_ratio": x["p99_ratio"], "p50_ratio": x["p50_ratio"], "swaps": x["swaps"],
