@@ -99,7 +99,7 @@ std::uint64_t tensorBytes(c10::ScalarType dtype, const std::vector<std::int64_t>
 json specJson(const TensorSpec& s, std::size_t index) {
   return {{"index", index},       {"name", s.name},     {"dtype", c10::toString(s.dtype)},
           {"shape", s.sizes},     {"min", s.min},       {"max", s.max},
-          {"layout", s.layoutName()}, {"describe", s.describe()}};
+          {"layout", s.layoutName()}, {"symbols", s.symbols}, {"describe", s.describe()}};
 }
 
 // The CUDA architecture a cubin was built for (its ELF header's e_flags), e.g. "sm_90".

@@ -61,14 +61,19 @@ def _bound(value: Any, unbounded: int) -> int:
 
 def tensor_spec(name: str, value: Any, ranges: dict | None = None) -> dict:
     """Spec of one tensor (a real or fake tensor; symbolic sizes become -1)."""
-    sizes, mins, maxs = [], [], []
+    sizes, mins, maxs, symbols = [], [], [], []
     for s in value.shape:
         if isinstance(s, int):
             sizes.append(s)
             mins.append(s)
             maxs.append(s)
+            symbols.append("")
             continue
         sizes.append(-1)
+        # The size's symbolic expression ("s27", "2*s27"): dimensions with the same one
+        # must be given the same size. The compiled code reads each symbol from the first
+        # input that has it and trusts every other input to agree.
+        symbols.append(str(s.node.expr))
         lo, hi = 0, -1
         if ranges is not None:
             for sym, vr in ranges.items():
@@ -93,6 +98,7 @@ def tensor_spec(name: str, value: Any, ranges: dict | None = None) -> dict:
         "max": maxs,
         "layout": _layout(value),
         "strides": strides,
+        "symbols": symbols,
         "device": value.device.type,
     }
 

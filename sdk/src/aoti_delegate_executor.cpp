@@ -335,6 +335,7 @@ std::vector<at::Tensor> AOTIDelegateExecutor::runChecked(const std::vector<at::T
     }
     laid_out = laid_out && tensorHasSpecLayout(inputs[i], specs[i]);
   }
+  checkSharedSizes(inputs, specs, model_->shared_sizes, "input");
   if (laid_out) return checkedOutputs(runner_->run(inputs));
   std::vector<at::Tensor> normalized;
   normalized.reserve(inputs.size());

@@ -173,6 +173,7 @@ Pt2Package::Pt2Package(const std::string& path) : path_(path) {
       }
       if (auto in = m.metadata.find("aotiplug.inputs"); in != m.metadata.end()) {
         m.inputs = parseTensorSpecs(in->second, "input specs of model '" + name + "' in " + path_);
+        m.shared_sizes = sharedSizes(m.inputs);
         m.specs_source = "aotiplug metadata";
       }
       if (auto out = m.metadata.find("aotiplug.outputs"); out != m.metadata.end()) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -71,6 +72,16 @@ std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const std::str
       if (!s.strides.empty() && s.strides.size() != s.sizes.size()) {
         throw bad("strides do not match the rank of '" + s.name + "'");
       }
+      s.symbols = item.value("symbols", std::vector<std::string>{});
+      if (!s.symbols.empty() && s.symbols.size() != s.sizes.size()) {
+        throw bad("symbols do not match the rank of '" + s.name + "'");
+      }
+      for (std::size_t d = 0; d < s.symbols.size(); ++d) {
+        if (!s.symbols[d].empty() && s.sizes[d] >= 0) {
+          throw bad("dimension " + std::to_string(d) + " of '" + s.name + "' is static (" +
+                    std::to_string(s.sizes[d]) + ") but has symbol '" + s.symbols[d] + "'");
+        }
+      }
       if (s.layout == TensorSpec::Layout::kStrided && s.strides.empty()) {
         // Written by a packager that did not record strides yet: only density is known.
         s.strides.assign(s.sizes.size(), -1);
@@ -82,6 +93,37 @@ std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const std::str
     throw bad(std::string("a field has the wrong type (") + e.what() + ")");
   }
   return out;
+}
+
+std::vector<SharedSize> sharedSizes(const std::vector<TensorSpec>& specs) {
+  std::vector<SharedSize> out;
+  std::map<std::string, std::pair<std::size_t, std::size_t>> first;  // symbol -> (input, dim)
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    for (std::size_t d = 0; d < specs[i].symbols.size(); ++d) {
+      const std::string& symbol = specs[i].symbols[d];
+      if (symbol.empty()) continue;
+      const auto [it, added] = first.emplace(symbol, std::make_pair(i, d));
+      if (!added) out.push_back({i, d, it->second.first, it->second.second, symbol});
+    }
+  }
+  return out;
+}
+
+void checkSharedSizes(const std::vector<at::Tensor>& inputs, const std::vector<TensorSpec>& specs,
+                      const std::vector<SharedSize>& shared, const std::string& what) {
+  for (const SharedSize& s : shared) {
+    const std::int64_t size = inputs[s.input].size(static_cast<std::int64_t>(s.dim));
+    const std::int64_t bound = inputs[s.bound_input].size(static_cast<std::int64_t>(s.bound_dim));
+    if (size == bound) continue;
+    auto who = [&](std::size_t i) {
+      return what + " " + std::to_string(i) + (specs[i].name.empty() ? "" : " ('" + specs[i].name + "')");
+    };
+    throw Error(StatusCode::kInvalidArgument,
+                who(s.input) + " has size " + std::to_string(size) + " in dimension " + std::to_string(s.dim) +
+                    ", but " + who(s.bound_input) + " has " + std::to_string(bound) + " in dimension " +
+                    std::to_string(s.bound_dim) + ": the model was compiled with both the same size (symbol " +
+                    s.symbol + ")");
+  }
 }
 
 bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexcept {

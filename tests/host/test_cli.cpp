@@ -522,6 +522,16 @@ BOOST_AUTO_TEST_CASE(inspect_shows_inputs_constants_weights_and_who_would_serve_
   BOOST_TEST(contains(text.out, "[-1 ("), text.out);
   BOOST_TEST(contains(text.out, "runs here      yes, on cpu, served by plugin 'cpu'"), text.out);
   BOOST_TEST(contains(text.out, "torch version not recorded"), text.out);
+  // The packager's symbols: x, mask and pick share the batch; x and mask the sequence.
+  const auto shared = aotiplug_test::loadFixture("shared_dims");
+  const auto j = parseJson(runCli({"inspect", shared.pt2.string(), "--plugins", pluginDir(), "--json"}));
+  const auto& in = j["models"][0]["inputs"];
+  BOOST_REQUIRE(in.size() == 3u);
+  const auto x = in[0]["symbols"].get<std::vector<std::string>>();
+  BOOST_REQUIRE(x.size() == 3u);
+  BOOST_TEST((!x[0].empty() && !x[1].empty() && x[0] != x[1] && x[2].empty()));
+  BOOST_TEST((in[1]["symbols"].get<std::vector<std::string>>() == std::vector<std::string>{x[0], x[1]}));
+  BOOST_TEST((in[2]["symbols"].get<std::vector<std::string>>() == std::vector<std::string>{x[0]}));
 }
 
 BOOST_AUTO_TEST_CASE(inspect_says_why_a_package_cannot_run_here_and_reads_without_opening) {

@@ -469,6 +469,29 @@ BOOST_AUTO_TEST_CASE(dynamic_dimensions_are_checked_against_their_range) {
               StatusCode::kInvalidArgument, {"dimension 0 is 0"});
 }
 
+// The compiled code reads each dynamic size from the first input that has it and trusts
+// every other input with the same symbol: a shorter mask would be read past its end.
+BOOST_AUTO_TEST_CASE(inputs_that_share_a_dynamic_dimension_must_agree_on_it) {
+  Fixture f = loadFixture("shared_dims");
+  AOTIDelegateExecutor exec(f.pt2.string(), nullptr, quiet());
+  const auto& shared = exec.packagedModel().shared_sizes;
+  BOOST_TEST_REQUIRE(shared.size() == 3u);  // mask's batch and sequence and pick's batch are x's
+  BOOST_TEST(shared[0].input == 1u);
+  BOOST_TEST(shared[0].bound_input == 0u);
+  aotiplug_test::expectCloseToEager(exec.run(f.extra_inputs), f.extra_outputs, "shared_dims");
+  const at::Tensor pick = at::zeros({3}, at::kLong);
+  expectError([&] { exec.run(std::vector<at::Tensor>{at::randn({3, 64, 4}), at::randn({3, 8}), pick}); },
+              StatusCode::kInvalidArgument,
+              {"input 1 ('mask') has size 8 in dimension 1", "input 0 ('x') has 64 in dimension 1",
+               "compiled with both the same size"});
+  expectError([&] { exec.run(std::vector<at::Tensor>{at::randn({3, 8, 4}), at::randn({4, 8}), pick}); },
+              StatusCode::kInvalidArgument, {"input 1 ('mask') has size 4 in dimension 0", "('x') has 3"});
+  expectError([&] { exec.run(std::vector<at::Tensor>{at::randn({4, 8, 4}), at::randn({4, 8}), pick}); },
+              StatusCode::kInvalidArgument, {"input 2 ('pick') has size 3 in dimension 0", "('x') has 4"});
+  // The executor keeps serving.
+  aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, "after refusals");
+}
+
 BOOST_AUTO_TEST_CASE(no_files_remain_after_the_executor_or_a_failed_load) {
   Fixture f = loadFixture("mlp");
   aotiplug_test::TempDir base;

@@ -77,6 +77,33 @@ BOOST_AUTO_TEST_CASE(malformed_specs_are_refused_naming_the_problem) {
   BOOST_TEST(has(errorOf([] { parse(R"([{"name": "s", "dtype": "int8", "sizes": [1], "strides": [1, 1]}])"); }),
                  "strides do not match the rank of 's'"));
   BOOST_TEST(has(errorOf([] { parse(R"([{"dtype": "int8", "sizes": "4"}])"); }), "a field has the wrong type"));
+  BOOST_TEST(has(errorOf([] { parse(R"([{"name": "m", "dtype": "int8", "sizes": [-1], "symbols": ["s0", "s1"]}])"); }),
+                 "symbols do not match the rank of 'm'"));
+  BOOST_TEST(has(errorOf([] { parse(R"([{"name": "m", "dtype": "int8", "sizes": [4], "symbols": ["s0"]}])"); }),
+                 "dimension 0 of 'm' is static (4) but has symbol 's0'"));
+}
+
+BOOST_AUTO_TEST_CASE(dimensions_with_one_symbol_are_bound_to_the_first) {
+  const auto specs = parse(R"([
+    {"name": "ids", "dtype": "int64", "sizes": [-1, -1], "symbols": ["s0", "s1"]},
+    {"name": "old", "dtype": "int64", "sizes": [-1]},
+    {"name": "mask", "dtype": "bool", "sizes": [-1, 4, -1], "symbols": ["s0", "", "s1"]},
+    {"name": "pair", "dtype": "int64", "sizes": [-1, -1], "symbols": ["s2", "s2"]}
+  ])");
+  const auto shared = aotiplug::sharedSizes(specs);
+  BOOST_REQUIRE(shared.size() == 3u);
+  BOOST_TEST((shared[0].input == 2u && shared[0].dim == 0u && shared[0].bound_input == 0u && shared[0].bound_dim == 0u));
+  BOOST_TEST((shared[1].input == 2u && shared[1].dim == 2u && shared[1].bound_input == 0u && shared[1].bound_dim == 1u));
+  BOOST_TEST((shared[2].input == 3u && shared[2].dim == 1u && shared[2].bound_input == 3u && shared[2].bound_dim == 0u));
+  BOOST_TEST(specs[1].symbols.empty());  // not recorded: nothing is bound
+  const auto l = at::TensorOptions().dtype(at::kLong);
+  const std::vector<at::Tensor> good = {at::zeros({2, 5}, l), at::zeros({7}, l),
+                                        at::zeros({2, 4, 5}, at::kBool), at::zeros({3, 3}, l)};
+  aotiplug::checkSharedSizes(good, specs, shared, "input");
+  auto bad = good;
+  bad[3] = at::zeros({3, 2}, l);
+  BOOST_TEST(has(errorOf([&] { aotiplug::checkSharedSizes(bad, specs, shared, "input"); }),
+                 "input 3 ('pair') has size 2 in dimension 1, but input 3 ('pair') has 3 in dimension 0"));
 }
 
 BOOST_AUTO_TEST_CASE(tensors_are_matched_and_mismatches_name_the_input) {

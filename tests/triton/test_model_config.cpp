@@ -314,6 +314,8 @@ BOOST_AUTO_TEST_CASE(runs_cover_the_batch_within_the_package_s_range) {
   BOOST_TEST(sizes(planRuns(100, 1, 64)) == (std::vector<std::int64_t>{50, 50}), boost::test_tools::per_element());
   BOOST_TEST(sizes(planRuns(40, 2, 15)) == (std::vector<std::int64_t>{14, 13, 13}), boost::test_tools::per_element());
   BOOST_TEST(sizes(planRuns(9, 4, 8)) == (std::vector<std::int64_t>{5, 4}), boost::test_tools::per_element());
+  // A split whose runs fall below the range (8..12 over 13 rows): each is padded.
+  BOOST_TEST(sizes(planRuns(13, 8, 12)) == (std::vector<std::int64_t>{7 + 1000, 6 + 2000}), boost::test_tools::per_element());
   BOOST_TEST(sizes(planRuns(1, 2, 15)) == (std::vector<std::int64_t>{1 + 1000}), boost::test_tools::per_element());
   BOOST_TEST(sizes(planRuns(7, 1, -1)) == (std::vector<std::int64_t>{7}), boost::test_tools::per_element());
   const auto runs = planRuns(40, 2, 15);

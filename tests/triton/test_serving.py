@@ -158,6 +158,9 @@ class Serving(unittest.TestCase):
         add_model(repo, "queued", "dynamic_batch",  # holds a request up to 3 s for a batch of 64
                   config=ONE_LINE + "max_batch_size: 64\n"
                   "dynamic_batching { preferred_batch_size: [64] max_queue_delay_microseconds: 3000000 }\n")
+        add_model(repo, "shared", "shared_dims",  # batch 3..4; x, mask and pick share dimensions
+                  config=ONE_LINE + "max_batch_size: 8\n"
+                  "dynamic_batching { preferred_batch_size: [3] max_queue_delay_microseconds: 3000000 }\n")
         os.makedirs(os.path.join(repo, "control"))
         with open(os.path.join(repo, "control", "config.pbtxt"), "w") as f:
             f.write(ONE_LINE + 'parameters { key: "weights_control" value { string_value: "true" } }\n')
@@ -166,7 +169,8 @@ class Serving(unittest.TestCase):
         cls.server = TritonServer(repo, backend_dir=BACKENDS, plugin_dir=cls.plugins,
                                   log_path=os.path.join(BUILD, "tests", "triton", "serving-server.log"),
                                   explicit=True,
-                                  load=("plain_conv", "packaged", "multi", "static", "split", "pair", "named", "queued", "control"),
+                                  load=("plain_conv", "packaged", "multi", "static", "split", "pair", "named", "queued", "shared",
+                                        "control"),
                                   env={"XDG_CACHE_HOME": os.path.join(cls.tmp.name, "cache")})
         cls.server.start()
         cls.http = httpclient.InferenceServerClient(cls.server.http_url)
@@ -432,6 +436,65 @@ class Serving(unittest.TestCase):
         w1, b1, w2, b2 = (weights[k] for k in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"))
         return ((torch.relu(x @ w1.T + b1) @ w2.T + b2) * weights["scale"]).numpy()
 
+    def shared_inputs(self, rows, picks=None):
+        d = fixture_data("shared_dims")
+        x, mask, pick = (t[rows] for t in d["extra_inputs"])
+        if picks is not None:
+            pick = torch.tensor(picks)
+        # pick has no dimension beyond the batch: Triton takes it as [batch, 1].
+        return [http_input("x", x.numpy()), http_input("mask", mask.numpy()),
+                http_input("pick", pick.reshape(-1, 1).numpy())], \
+            d["extra_outputs"][0][rows].numpy()
+
+    def test_inputs_sharing_a_dimension_must_agree_on_it(self):
+        inputs, _ = self.shared_inputs([0, 1, 2])
+        short_mask = fixture_data("shared_dims")["extra_inputs"][1][:3, :5].numpy()
+        inputs[1] = http_input("mask", short_mask)
+        with self.assertRaises(InferenceServerException) as caught:
+            self.http.infer("shared", inputs)
+        self.assertRegex(caught.exception.message(),
+                         r"input 'mask' of model 'shared' has size 5 in dimension 1, but input 'x' has 9 in dimension 1")
+        self.assertServerReady()
+
+    def test_a_batch_split_below_the_package_s_range_is_padded(self):
+        # 5 rows for a package that takes 3..4: runs of 3 and 2, the second padded to 3.
+        rows = [0, 1, 2, 3, 0]
+        inputs, want = self.shared_inputs(rows)
+        out_name = self.http.get_model_metadata("shared")["outputs"][0]["name"]
+        r = self.http.infer("shared", inputs)
+        np.testing.assert_allclose(r.as_numpy(out_name), want, rtol=1e-4, atol=1e-5)
+
+    def test_a_run_that_fails_on_one_request_s_values_fails_only_that_request(self):
+        # Three one-row requests wait for one batch of 3 (preferred_batch_size); one picks a
+        # row beyond the model's table, which only the compiled code sees, and fails its run.
+        out_name = self.http.get_model_metadata("shared")["outputs"][0]["name"]
+        outcomes = {}
+
+        def client(row, pick):
+            http = httpclient.InferenceServerClient(self.server.http_url)
+            inputs, want = self.shared_inputs([row], picks=[pick])
+            try:
+                outcomes[row] = np.allclose(http.infer("shared", inputs).as_numpy(out_name), want,
+                                            rtol=1e-4, atol=1e-5)
+            except InferenceServerException as e:
+                outcomes[row] = e.message()
+            http.close()
+
+        picks = fixture_data("shared_dims")["extra_inputs"][2]
+        threads = [threading.Thread(target=client, args=(row, int(picks[row]) if row != 1 else 10))
+                   for row in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertIs(outcomes[0], True)
+        self.assertIs(outcomes[2], True)
+        self.assertIsInstance(outcomes[1], str)
+        self.assertIn("model 'shared'", outcomes[1])
+        # They did run as one batch, which failed, and then one by one.
+        self.assertIn("model 'shared': a batch of 3 requests failed", self.server.log_text())
+        self.assertServerReady()
+
     def test_a_bad_request_does_not_poison_its_batch(self):
         # Requests that insist on weights this model does not serve fail in the backend, in
         # the same batches as good ones.
@@ -570,6 +633,22 @@ class Serving(unittest.TestCase):
         r = self.http.infer("static", [http_input("x", d["inputs"][0].numpy())], model_version="2")
         np.testing.assert_allclose(r.as_numpy("mul"), d["outputs"][0].numpy(), rtol=1e-4, atol=1e-5)
         self.assertIn("version 2", control(self.http, "status", "static")["status"])
+        # A changed config reloads the same version: Triton loads the new model before it
+        # finalizes the old one, and the old one's going must not take the new one's place
+        # in the backend (weights control would no longer find it).
+        unloaded = "successfully unloaded 'static' version 2"
+        before = self.server.log_text().count(unloaded)
+        self.http.load_model("static", config=json.dumps({
+            "name": "static", "backend": "aotiplug",
+            "parameters": {"run_single_threaded": {"string_value": "true"}}}))
+        self.assertTrue(self.http.is_model_ready("static", "2"))
+        deadline = time.monotonic() + 30  # the old model is finalized after the load returns
+        while self.server.log_text().count(unloaded) == before:
+            self.assertLess(time.monotonic(), deadline, "the replaced model was never finalized")
+            time.sleep(0.1)
+        self.assertIn("version 2", control(self.http, "status", "static")["status"])
+        r = self.http.infer("static", [http_input("x", d["inputs"][0].numpy())])
+        np.testing.assert_allclose(r.as_numpy("mul"), d["outputs"][0].numpy(), rtol=1e-4, atol=1e-5)
         self.assertServerReady()
 
     def test_contradicting_configs_are_refused_naming_the_field(self):

@@ -94,7 +94,12 @@ void BackendState::unregisterModel(const std::string& name, std::uint64_t versio
   std::lock_guard<std::mutex> lock(models_mutex_);
   auto it = models_.find(name);
   if (it == models_.end()) return;
-  it->second.erase(version);
+  // Called from the model's destructor, when its own entry has expired. A reload of the same
+  // version registers the new model before Triton finalizes the old one: that entry is live
+  // and stays.
+  auto entry = it->second.find(version);
+  if (entry == it->second.end() || !entry->second.expired()) return;
+  it->second.erase(entry);
   if (it->second.empty()) models_.erase(it);
 }
 

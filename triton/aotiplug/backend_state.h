@@ -50,6 +50,9 @@ class BackendState {
   // Names of the plugins serving each device type, for messages ("cpu (plugin 'cpu')").
   std::string servingSummary() const;
 
+  // A model registers itself once loaded (replacing the entry of a model being reloaded at
+  // the same version) and unregisters from its destructor: that removes the entry only when
+  // it is expired, i.e. its own, never the live one of the model that replaced it.
   void registerModel(const std::string& name, std::uint64_t version, const std::shared_ptr<ServedModel>& model);
   void unregisterModel(const std::string& name, std::uint64_t version) noexcept;
   // The served model `name` at `version` (0: the highest loaded); null when none.

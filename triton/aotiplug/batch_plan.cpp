@@ -17,7 +17,9 @@ std::vector<PlannedRun> planRuns(std::int64_t total, std::int64_t min, std::int6
     PlannedRun run;
     run.offset = offset;
     run.size = base + (i < larger ? 1 : 0);
-    run.padding = std::max<std::int64_t>(min - run.size, 0);  // only when count == 1
+    // Below min: when max < 2 * min, the runs of a split may be too (8..12 takes 13 rows as
+    // 7 + 6), as well as a lone run.
+    run.padding = std::max<std::int64_t>(min - run.size, 0);
     offset += run.size;
     runs.push_back(run);
   }

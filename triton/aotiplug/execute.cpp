@@ -22,6 +22,7 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros.h>
 #include <c10/core/Stream.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/util/Exception.h>
@@ -128,8 +129,23 @@ class Execution {
       try {
         runGroup(group);
       } catch (...) {
-        TritonErrorPtr e(errorFromCurrentException(model_));
-        for (Request* req : group) req->fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
+        if (group.size() == 1) {
+          failAll(group);
+          continue;
+        }
+        // A run that fails on one request's values (an index out of range, say) must not
+        // fail the others batched with it: each runs again on its own. Nothing was answered
+        // yet (runGroup throws only before it responds).
+        TritonErrorPtr e(errorFromCurrentException(""));
+        logWarning(model_ + ": a batch of " + std::to_string(group.size()) + " requests failed (" +
+                   TRITONSERVER_ErrorMessage(e.get()) + "); running them one by one");
+        for (Request* req : group) {
+          try {
+            runGroup({req});
+          } catch (...) {
+            failAll({req});
+          }
+        }
       }
     }
     synchronizeDevice();
@@ -137,6 +153,12 @@ class Execution {
   }
 
  private:
+  // Fails `group` with the exception being handled.
+  void failAll(const std::vector<Request*>& group) noexcept {
+    TritonErrorPtr e(errorFromCurrentException(model_));
+    for (Request* req : group) req->fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
+  }
+
   template <class Body>
   static void guard(Request& req, Body&& body) {
     try {
@@ -165,6 +187,7 @@ class Execution {
     }
     req.inputs.resize(config_.inputs.size());
     for (std::uint32_t i = 0; i < n; ++i) readInput(req, i);
+    checkSharedSizes(req);
     readOutputs(req);
     readParameters(req);
   }
@@ -237,6 +260,24 @@ class Execution {
                                                     std::to_string(expected));
     }
     req.inputs[served->index] = std::move(in);
+  }
+
+  // Dimensions the compiled code assumes equal (it reads the size from the first and
+  // trusts the other): refused here, naming both, rather than read out of bounds.
+  void checkSharedSizes(const Request& req) const {
+    const std::uint32_t d0 = batching_ ? 1 : 0;
+    auto size = [&](std::size_t input, std::size_t dim) {
+      return batching_ && dim == 0 ? req.batch : req.inputs[input].item_sizes[dim - d0];
+    };
+    for (const SharedSize& s : signature_.shared_sizes) {
+      const std::int64_t a = size(s.input, s.dim), b = size(s.bound_input, s.bound_dim);
+      if (a == b) continue;
+      throw Error(StatusCode::kInvalidArgument,
+                  "input '" + config_.inputs[s.input].name + "' of " + model_ + " has size " + std::to_string(a) +
+                      " in dimension " + std::to_string(s.dim) + ", but input '" + config_.inputs[s.bound_input].name +
+                      "' has " + std::to_string(b) + " in dimension " + std::to_string(s.bound_dim) +
+                      ": the model was compiled with both the same size");
+    }
   }
 
   void readOutputs(Request& req) {
@@ -355,6 +396,7 @@ class Execution {
     for (Request* req : group) rows += req->batch;
     const std::vector<PlannedRun> plan =
         batching_ ? planRuns(rows, signature_.batch_min, signature_.batch_max) : std::vector<PlannedRun>{{0, 1, 0}};
+    // One run is padded where it is gathered; several are sliced, each padded on its own.
     const std::int64_t padding = plan.size() == 1 ? plan.front().padding : 0;
     std::vector<at::Tensor> inputs;
     for (std::size_t k = 0; k < config_.inputs.size(); ++k) inputs.push_back(gather(group, k, rows, padding));
@@ -364,7 +406,17 @@ class Execution {
     } else {
       for (const PlannedRun& run : plan) {
         std::vector<at::Tensor> slice;
-        for (const at::Tensor& t : inputs) slice.push_back(t.narrow(0, run.offset, run.size));
+        for (const at::Tensor& t : inputs) {
+          at::Tensor part = t.narrow(0, run.offset, run.size);
+          if (run.padding > 0) {
+            std::vector<std::int64_t> sizes = part.sizes().vec();
+            sizes[0] += run.padding;
+            at::Tensor padded = at::zeros(sizes, part.options());
+            padded.narrow(0, 0, run.size).copy_(part);
+            part = padded;
+          }
+          slice.push_back(part);
+        }
         sets.push_back(std::move(slice));
       }
     }
@@ -378,13 +430,12 @@ class Execution {
 
     std::vector<at::Tensor> outputs;
     for (std::size_t o = 0; o < signature_.outputs.size(); ++o) {
-      if (results.size() == 1) {
-        outputs.push_back(padding > 0 ? results.front()[o].narrow(0, 0, rows) : results.front()[o]);
-      } else {
-        std::vector<at::Tensor> parts;
-        for (const auto& r : results) parts.push_back(r[o]);
-        outputs.push_back(at::cat(parts, 0));
+      std::vector<at::Tensor> parts;  // each run's rows, without its padding
+      for (std::size_t r = 0; r < results.size(); ++r) {
+        const at::Tensor& part = results[r][o];
+        parts.push_back(plan[r].padding > 0 ? part.narrow(0, 0, plan[r].size) : part);
       }
+      outputs.push_back(parts.size() == 1 ? parts.front() : at::cat(parts, 0));
     }
     std::int64_t offset = 0;
     for (Request* req : group) {

@@ -70,6 +70,7 @@ PackageSignature probeSignature(AOTIDelegateExecutor& executor,
     sig.device_type = device.is_cpu() ? "cpu" : c10::DeviceTypeName(device.type(), true);
   }
   for (const TensorSpec& spec : model.inputs) sig.inputs.push_back(fromSpec(spec));
+  sig.shared_sizes = model.shared_sizes;
   const bool outputs_recorded = !model.outputs.empty() && model.outputs.size() == info.numOutputs();
   if (outputs_recorded) {
     for (const TensorSpec& spec : model.outputs) sig.outputs.push_back(fromSpec(spec));

@@ -14,6 +14,8 @@
 //
 // Thread safety: plain values; probeSignature uses the executor it is given (any thread).
 
+#include <aotiplug/executor/tensor_spec.h>
+
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
@@ -43,6 +45,9 @@ struct PackageSignature {
   std::string device_type;  // what the model was compiled for: "cpu", "cuda"
   std::vector<TensorSignature> inputs;
   std::vector<TensorSignature> outputs;
+  // Input dimensions that must have the size of another's (the package's symbols; indices
+  // into `inputs`): the compiled code reads it from that one and trusts this one.
+  std::vector<SharedSize> shared_sizes;
   // Dimension 0 of every input and output is the batch: requests can be concatenated.
   bool batchable = false;
   std::int64_t batch_min = 1;   // the package's range for the batch (over all inputs)

@@ -50,6 +50,12 @@ struct TensorSpec {
   // the stride from the tensor or computes it from dynamic sizes. Empty: not recorded
   // (then the layout alone says what is expected). Checked for kStrided.
   std::vector<std::int64_t> strides;
+  // Per dimension, the symbolic size a dynamic dimension was compiled with ("s27"), empty
+  // for static ones; empty altogether when not recorded. Dimensions with the same symbol
+  // must be given the same size: the compiled code reads the symbol from the first of them
+  // and trusts the others (see sharedSizes). Recorded by aotiplug's packager; a package
+  // made by plain aoti_compile_and_package does not say which dimensions share a size.
+  std::vector<std::string> symbols;
 
   const char* layoutName() const noexcept {
     switch (layout) {
@@ -84,6 +90,22 @@ AOTIPLUG_API std::optional<c10::ScalarType> scalarTypeFromName(const std::string
 
 // Parses a JSON list of specs; throws Error(kInvalidArgument) naming `what` when malformed.
 AOTIPLUG_API std::vector<TensorSpec> parseTensorSpecs(const std::string& json, const std::string& what);
+
+// aotiplug::SharedSize — dimension `dim` of input `input` has the size the compiled code
+// read from dimension `bound_dim` of input `bound_input` (the first with that symbol).
+struct SharedSize {
+  std::size_t input = 0, dim = 0;
+  std::size_t bound_input = 0, bound_dim = 0;
+  std::string symbol;
+};
+
+// The dimensions of `specs` that must agree with an earlier one (from their symbols).
+AOTIPLUG_API std::vector<SharedSize> sharedSizes(const std::vector<TensorSpec>& specs);
+
+// Throws Error(kInvalidArgument) naming both inputs, both dimensions and their sizes when
+// `inputs` (already checked one by one against `specs`) break one of `shared`.
+AOTIPLUG_API void checkSharedSizes(const std::vector<at::Tensor>& inputs, const std::vector<TensorSpec>& specs,
+                                   const std::vector<SharedSize>& shared, const std::string& what);
 
 // Whether `t` matches `spec` (dtype, device, rank, sizes and ranges); allocates nothing.
 AOTIPLUG_API bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexcept;

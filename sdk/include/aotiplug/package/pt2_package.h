@@ -65,6 +65,8 @@ struct PackagedModel {
   // made by plain aoti_compile_and_package); empty when neither is there.
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;   // from "aotiplug.outputs"
+  // The input dimensions that must agree with another (from the inputs' symbols).
+  std::vector<SharedSize> shared_sizes;
   // Where `inputs` came from ("aotiplug metadata", "wrapper source <entry>"); empty when
   // nowhere. spec_problem: why the wrapper source could not be read (then inputs is empty).
   std::string specs_source;
