@@ -575,8 +575,15 @@ class Serving(unittest.TestCase):
                     control(self.http, "swap", "packaged", bad)
                 self.assertRegex(caught.exception.message(), why)
             with self.assertRaises(InferenceServerException) as caught:
-                control(self.http, "commit", "packaged")  # the refused set left nothing to commit
+                control(self.http, "commit", "packaged")  # the refused sets left nothing to commit
             self.assertIn("no processed weights", caught.exception.message())
+            # ...and leave a set processed before them pending.
+            self.assertIn("processed", control(self.http, "process", "packaged", "weights_a.pt", version="a0")["status"])
+            for bad in ("wrong_shape.pt", "missing.pt"):
+                with self.assertRaises(InferenceServerException):
+                    control(self.http, "process", "packaged", bad)
+            self.assertIn("'a0' processed", control(self.http, "status", "packaged")["status"])
+            self.assertEqual(control(self.http, "abort", "packaged")["active"], "b")
             out = control(self.http, "swap", "packaged", "weights_a.pt", version="a")
             self.assertEqual(out["active"], "a")
             time.sleep(0.3)

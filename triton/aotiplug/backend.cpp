@@ -104,7 +104,7 @@ TRITONSERVER_Error* TRITONBACKEND_GetBackendAttribute(TRITONBACKEND_Backend*, TR
 
 TRITONSERVER_Error* TRITONBACKEND_ModelInitialize(TRITONBACKEND_Model* model) {
   const char* name = nullptr;
-  TRITONBACKEND_ModelName(model, &name);
+  logIfFailed(TRITONBACKEND_ModelName(model, &name), "reading a model's name");
   return guarded(std::string("model '") + (name != nullptr ? name : "?") + "'", [&] {
     BackendState& backend = backendOf(model);
     auto state = std::make_unique<ModelState>();
@@ -129,7 +129,7 @@ TRITONSERVER_Error* TRITONBACKEND_ModelFinalize(TRITONBACKEND_Model* model) {
 
 TRITONSERVER_Error* TRITONBACKEND_ModelInstanceInitialize(TRITONBACKEND_ModelInstance* instance) {
   const char* name = nullptr;
-  TRITONBACKEND_ModelInstanceName(instance, &name);
+  logIfFailed(TRITONBACKEND_ModelInstanceName(instance, &name), "reading an instance's name");
   const std::string where = std::string("instance '") + (name != nullptr ? name : "?") + "'";
   return guarded(where, [&] {
     TRITONBACKEND_Model* model = nullptr;

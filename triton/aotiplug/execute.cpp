@@ -106,14 +106,15 @@ std::string inputNames(const ServingConfig& config) {
 // One call of ServedModel::execute: the steps above, over one batch of requests.
 class Execution {
  public:
+  // Allocates the requests' state: may throw, before any request is answered.
   Execution(const ServingConfig& config, const PackageSignature& signature, DeviceExecutor& executor,
-            TRITONBACKEND_ModelInstance* instance)
+            TRITONBACKEND_ModelInstance* instance, std::uint32_t count)
       : config_(config), signature_(signature), executor_(executor), instance_(instance),
-        batching_(config.max_batch_size > 0), device_(executor.runDevice()), model_("model '" + config.model + "'") {}
+        batching_(config.max_batch_size > 0), device_(executor.runDevice()), model_("model '" + config.model + "'"),
+        requests_(count) {}
 
   void run(TRITONBACKEND_Request** requests, std::uint32_t count) noexcept {
     exec_start_ = nowNs();
-    requests_.resize(count);
     for (std::uint32_t r = 0; r < count; ++r) {
       Request& req = requests_[r];
       req.request = requests[r];
@@ -125,6 +126,21 @@ class Execution {
       }
       guard(req, [&] { check(req); });
     }
+    try {
+      runGroups();
+    } catch (...) {  // out of memory between runs: the requests not yet run fail
+      TritonErrorPtr e(errorFromCurrentException(model_));
+      for (Request& req : requests_) {
+        if (!req.failed() && req.version.empty()) req.fail(TRITONSERVER_ErrorCode(e.get()), TRITONSERVER_ErrorMessage(e.get()));
+      }
+    }
+    synchronizeDevice();
+    finish();
+  }
+
+ private:
+  // 2-3 for every group; throws only what allocating between runs throws.
+  void runGroups() {
     for (std::vector<Request*>& group : groups()) {
       try {
         runGroup(group);
@@ -148,11 +164,8 @@ class Execution {
         }
       }
     }
-    synchronizeDevice();
-    finish();
   }
 
- private:
   // Fails `group` with the exception being handled.
   void failAll(const std::vector<Request*>& group) noexcept {
     TritonErrorPtr e(errorFromCurrentException(model_));
@@ -531,7 +544,8 @@ class Execution {
 void ServedModel::execute(TRITONBACKEND_ModelInstance* instance, DeviceExecutor& executor,
                           TRITONBACKEND_Request** requests, std::uint32_t count) noexcept {
   try {
-    Execution(config_, signature_, executor, instance).run(requests, count);
+    Execution execution(config_, signature_, executor, instance, count);
+    execution.run(requests, count);
   } catch (...) {  // only allocating the execution's state can throw here
     for (std::uint32_t r = 0; r < count; ++r) {
       TRITONBACKEND_Response* response = nullptr;

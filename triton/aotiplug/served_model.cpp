@@ -192,17 +192,50 @@ WeightsStatus ServedModel::statusLocked() const {
 WeightsStatus ServedModel::processWeights(const std::string& path, const std::string& label) {
   const auto all = executors();
   std::lock_guard<std::mutex> lock(weights_mutex_);
-  pending_weights_.reset();
-  std::shared_ptr<Weights> weights = loadWeightsFile(path);
-  for (const auto& e : all) e->executor().processWeights(weights);
+  processLocked(all, path, label);
+  return statusLocked();
+}
+
+void ServedModel::processLocked(const std::vector<std::shared_ptr<DeviceExecutor>>& all, const std::string& path,
+                                const std::string& label) {
+  std::shared_ptr<Weights> weights = loadWeightsFile(path);  // unreadable: nothing has changed
+  try {
+    for (const auto& e : all) e->executor().processWeights(weights);
+  } catch (...) {
+    // Refused by an executor, which then holds nothing pending (and the ones before it hold
+    // the refused set): the set processed before is made pending again everywhere.
+    if (pending_weights_) {
+      try {
+        for (const auto& e : all) e->executor().processWeights(pending_weights_);
+      } catch (...) {
+        logWarning("model '" + name() + "' version " + std::to_string(version_) + ": weights '" + pending_label_ +
+                   "' could not be made pending again after a refused set; process them again");
+        pending_weights_.reset();
+        pending_label_.clear();
+      }
+    }
+    throw;
+  }
   pending_weights_ = std::move(weights);
   pending_label_ = label.empty() ? std::filesystem::path(path).filename().string() : label;
-  return statusLocked();
 }
 
 WeightsStatus ServedModel::commitWeights() {
   const auto all = executors();
   std::lock_guard<std::mutex> lock(weights_mutex_);
+  commitLocked(all);
+  return statusLocked();
+}
+
+WeightsStatus ServedModel::swapWeights(const std::string& path, const std::string& label) {
+  const auto all = executors();
+  std::lock_guard<std::mutex> lock(weights_mutex_);
+  processLocked(all, path, label);
+  commitLocked(all);
+  return statusLocked();
+}
+
+void ServedModel::commitLocked(const std::vector<std::shared_ptr<DeviceExecutor>>& all) {
   if (!pending_weights_) {
     throw Error(StatusCode::kFailedPrecondition, "model '" + name() + "' version " + std::to_string(version_) +
                                                      " has no processed weights to commit (process a weights file first)");
@@ -215,7 +248,6 @@ WeightsStatus ServedModel::commitWeights() {
   if (commits_metric_ != nullptr) logIfFailed(TRITONSERVER_MetricIncrement(commits_metric_, 1), "counting a commit");
   logInfo("model '" + name() + "' version " + std::to_string(version_) + ": weights '" + active_label_ +
           "' active (commit " + std::to_string(commits_) + ")");
-  return statusLocked();
 }
 
 WeightsStatus ServedModel::abortWeights() {

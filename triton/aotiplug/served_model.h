@@ -10,9 +10,10 @@
 // config puts on that device, so each Triton instance runs without waiting for another.
 //
 // Weights: processWeights loads a weights file into every executor's inactive buffer
-// (validated against the model's constants; a refused file changes nothing), commitWeights
-// makes it active in every executor (runs in flight finish on the old weights; later ones
-// see the new), abortWeights forgets a processed set. Each set has a version label; every
+// (validated against the model's constants; a refused file changes nothing: a set processed
+// before stays pending), commitWeights makes it active in every executor (runs in flight
+// finish on the old weights; later ones see the new), swapWeights does both at once (no
+// other process or commit in between), abortWeights forgets a processed set. Each set has a version label; every
 // response says which served it (response parameter `weights_version`), and a request may
 // insist on one (request parameter `weights_version`: any other is answered UNAVAILABLE).
 //
@@ -91,6 +92,7 @@ class ServedModel {
 
   WeightsStatus processWeights(const std::string& path, const std::string& label);
   WeightsStatus commitWeights();
+  WeightsStatus swapWeights(const std::string& path, const std::string& label);
   WeightsStatus abortWeights();
   WeightsStatus weightsStatus() const;
   // Where the model's files are (<repository>/<model>): weights files are read from there
@@ -105,6 +107,10 @@ class ServedModel {
                                                const std::string& where);
   std::vector<std::shared_ptr<DeviceExecutor>> executors();
   WeightsStatus statusLocked() const;
+  // The steps of processWeights and commitWeights, under weights_mutex_.
+  void processLocked(const std::vector<std::shared_ptr<DeviceExecutor>>& all, const std::string& path,
+                     const std::string& label);
+  void commitLocked(const std::vector<std::shared_ptr<DeviceExecutor>>& all);
 
   BackendState* backend_ = nullptr;
   std::uint64_t version_ = 0;

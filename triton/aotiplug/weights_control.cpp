@@ -86,9 +86,10 @@ std::string bytesElement(const std::string& s) {
 
 // Whether `path` lies inside `directory` (both resolved, symlinks followed).
 bool inside(const fs::path& path, const fs::path& directory) {
-  std::error_code ec;
-  const fs::path p = fs::weakly_canonical(path, ec);
-  const fs::path d = fs::weakly_canonical(directory, ec);
+  std::error_code path_error, directory_error;
+  const fs::path p = fs::weakly_canonical(path, path_error);
+  const fs::path d = fs::weakly_canonical(directory, directory_error);
+  if (path_error || directory_error || p.empty() || d.empty()) return false;  // unknown: not inside
   auto pi = p.begin();
   for (auto di = d.begin(); di != d.end(); ++di, ++pi) {
     if (di->empty()) continue;  // a trailing separator
@@ -178,8 +179,7 @@ void WeightsControl::execute(TRITONBACKEND_ModelInstance* instance, TRITONBACKEN
         status = target->commitWeights();
         message = "weights '" + status.active_version + "' active in " + what;
       } else if (action == "swap") {
-        target->processWeights(weightsFile(), label);
-        status = target->commitWeights();
+        status = target->swapWeights(weightsFile(), label);
         message = "weights '" + status.active_version + "' active in " + what;
       } else if (action == "abort") {
         status = target->abortWeights();
