@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -52,15 +53,25 @@ std::string defaultCacheDir() {
 std::vector<at::Tensor> readTensorsFile(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(StatusCode::kNotFound, what + " " + path + " cannot be opened");
+  // Not a device or a pipe (/dev/zero would be read until memory runs out).
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw Error(StatusCode::kInvalidArgument, what + " " + path + " is not a regular file (a torch.save'd file is)");
+  }
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<at::Tensor> out;
   try {
-    std::vector<at::Tensor> out = tensorsFromPickledBytes(std::string(bytes.begin(), bytes.end()));
-    if (out.empty()) throw Error(StatusCode::kInvalidArgument, what + " " + path + " holds no tensors");
-    return out;
+    out = tensorsFromPickledBytes(std::string(bytes.begin(), bytes.end()));
+  } catch (const Error& e) {
+    throw Error(StatusCode::kInvalidArgument, what + " " + path + ": " + e.what());
   } catch (const c10::Error& e) {
     throw Error(StatusCode::kInvalidArgument,
                 what + " " + path + " is not a torch.save'd list of tensors: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {  // LibTorch's unpickler on a damaged pickle
+    throw Error(StatusCode::kInvalidArgument, what + " " + path + " is damaged (" + e.what() + ")");
   }
+  if (out.empty()) throw Error(StatusCode::kInvalidArgument, what + " " + path + " holds no tensors");
+  return out;
 }
 
 // Writes the outputs as a torch.save'd tuple (on the CPU), readable by torch.load.

@@ -3,6 +3,8 @@
 
 #include <aotiplug/package/pt2_package.h>
 
+#include "checked_unpickle.h"
+
 #include <aotiplug/detail/crc32.h>
 
 #include <ATen/ops/empty_strided.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <sstream>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -57,9 +60,14 @@ void collectTensors(const c10::IValue& v, std::vector<at::Tensor>* out) {
 }  // namespace
 
 std::vector<at::Tensor> tensorsFromPickledBytes(const std::string& bytes) {
-  const c10::IValue value = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  std::istringstream in(bytes);
+  caffe2::serialize::PyTorchStreamReader archive(&in);
+  const detail::UnpickledArchive unpickled = detail::unpickleArchive(archive, "the pickle");
   std::vector<at::Tensor> out;
-  collectTensors(value, &out);
+  collectTensors(unpickled.value, &out);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    detail::checkInStorage(out[i], unpickled.records, "tensor " + std::to_string(i));
+  }
   return out;
 }
 
@@ -455,9 +463,13 @@ std::vector<at::Tensor> Pt2Package::tensorsFromPickle(const std::string& record)
   const std::string bytes = readRecord(record);
   try {
     return tensorsFromPickledBytes(bytes);
+  } catch (const Error& e) {
+    fail(StatusCode::kInvalidArgument, "'" + record + "': " + e.what());
   } catch (const c10::Error& e) {
     fail(StatusCode::kInvalidArgument,
          "cannot unpickle '" + record + "': " + std::string(e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // LibTorch's unpickler on a damaged pickle: .at(), allocation
+    fail(StatusCode::kInvalidArgument, "cannot unpickle '" + record + "': " + e.what());
   }
 }
 

@@ -110,6 +110,23 @@ BOOST_AUTO_TEST_CASE(run_with_an_inputs_file) {
                                       (dir.path() / "wrong.pt").string()});
   BOOST_TEST(bad.exit_code == 1);
   BOOST_TEST(contains(bad.err, "input 0 ('x')"), bad.err);
+
+  // A tensor whose sizes reach past the bytes stored for it (a damaged or crafted file): the
+  // right shape for the model, which would read past the storage. Refused, naming the file.
+  at::Tensor crafted = at::randn({4, 16});
+  const std::vector<std::int64_t> sizes = {40, 16}, strides = {16, 1};
+  crafted.unsafeGetTensorImpl()->set_sizes_and_strides(c10::IntArrayRef(sizes), c10::IntArrayRef(strides));
+  const auto overreach = torch::jit::pickle_save(c10::IValue(c10::List<at::Tensor>({crafted})));
+  aotiplug_test::writeFile(dir.path() / "overreach.pt", std::string(overreach.begin(), overreach.end()));
+  const CommandResult past = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs",
+                                       (dir.path() / "overreach.pt").string()});
+  BOOST_TEST(past.exit_code == 1);
+  BOOST_TEST(contains(past.err, "overreach.pt: tensor 0 is damaged"), past.err);
+  BOOST_TEST(contains(past.err, "reach past its storage of 256 bytes"), past.err);
+  // Not a file: refused at once, not read until memory runs out.
+  const CommandResult device = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs", "/dev/zero"});
+  BOOST_TEST(device.exit_code == 1);
+  BOOST_TEST(contains(device.err, "/dev/zero is not a regular file"), device.err);
 }
 
 BOOST_AUTO_TEST_CASE(plugins_json_lists_loaded_and_rejected_plugins) {

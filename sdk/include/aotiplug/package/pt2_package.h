@@ -84,7 +84,8 @@ struct PackagedModel {
 
 // The tensors of a torch.save'd object (a tensor, or lists and tuples of them; of the
 // (args, kwargs) pair torch.export stores, the args), in order. Throws c10::Error when the
-// bytes are not a pickle LibTorch can read.
+// bytes are not a pickle LibTorch can read, and Error(kInvalidArgument) when a tensor's
+// sizes, strides or offset reach past the storage the pickle holds for it.
 AOTIPLUG_API std::vector<at::Tensor> tensorsFromPickledBytes(const std::string& bytes);
 
 // aotiplug::Pt2Package
