@@ -83,9 +83,10 @@ class MappedFile {
     while (at + sizeof(Elf64_Nhdr) <= stop) {
       Elf64_Nhdr n;
       std::memcpy(&n, f.data() + at, sizeof n);
-      const std::size_t name_at = at + sizeof n;
-      const std::size_t desc_at = name_at + ((n.n_namesz + 3) & ~3u);
-      const std::size_t next = desc_at + ((n.n_descsz + 3) & ~3u);
+      // Rounded up to 4 in 64 bits: in the notes' 32 bits, a size near 2^32 wraps to 0.
+      const std::uint64_t name_at = at + sizeof n;
+      const std::uint64_t desc_at = name_at + ((std::uint64_t{n.n_namesz} + 3) & ~std::uint64_t{3});
+      const std::uint64_t next = desc_at + ((std::uint64_t{n.n_descsz} + 3) & ~std::uint64_t{3});
       if (next > stop || next <= at) break;
       if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 && std::memcmp(f.data() + name_at, "GNU", 4) == 0) {
         static const char kHex[] = "0123456789abcdef";

@@ -600,6 +600,23 @@ BOOST_AUTO_TEST_CASE(the_instruction_sets_a_models_code_uses_are_found_and_check
   expectError([&] { aotiplug::checkCpuFeatures(test_library.string(), "AVX2", avx2_machine); },
               StatusCode::kIncompatible,
               {"uses instructions this CPU lacks", "avx512bw", "avx512f", "-march=native"});
+  // A build-ID note whose descriptor size is damaged (0xfffffffd: rounded up in 32 bits it
+  // wrapped to 0 and the note was read 4 GiB long): the note is skipped, the code still
+  // decoded.
+  {
+    std::string bytes = aotiplug_test::readFile(test_library);
+    const std::string note("\x04\0\0\0\x14\0\0\0\x03\0\0\0GNU\0", 16);
+    const auto at = bytes.find(note);
+    BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no GNU build-ID note in " << test_library);
+    const std::string huge("\xfd\xff\xff\xff", 4);
+    bytes.replace(at + 4, 4, huge);
+    aotiplug_test::TempDir dir;
+    const auto damaged = dir.path() / "libdamaged_note.so";
+    aotiplug_test::writeFile(damaged, bytes);
+    const auto used = aotiplug::cpuFeaturesUsedBy(damaged.string());
+    BOOST_REQUIRE(used.has_value());
+    BOOST_TEST((*used == *used_by_test));
+  }
   // Every fixture was compiled on this machine: its code uses only what this CPU has, and
   // at least the vector ISA it was compiled for.
   for (const std::string& name : aotiplug_test::fixtureNames()) {

@@ -106,6 +106,20 @@ BOOST_AUTO_TEST_CASE(the_wrapper_source_agrees_with_what_the_packager_records) {
   }
 }
 
+// A damaged or crafted wrapper source is refused naming the line, never read into a
+// structure of the size a number in it says.
+BOOST_AUTO_TEST_CASE(a_wrapper_source_reading_an_impossible_dimension_is_refused) {
+  const std::string source =
+      "AOTI_NOINLINE static void check_input_0(\n"
+      "    AtenTensorHandle* input_handles) {\n"
+      "    ConstantHandle arg0_1 = ConstantHandle(input_handles[0]);\n"
+      "    if (arg0_1_size[4000000000000] < 2) {\n"
+      "}\n";
+  expectError([&] { aotiplug::parseWrapperSource(source, "the wrapper source w.cpp"); },
+              StatusCode::kInvalidArgument,
+              {"the wrapper source w.cpp: line 4", "reads dimension 4000000000000; tensors have at most 64"});
+}
+
 BOOST_AUTO_TEST_CASE(plain_packages_know_every_input_from_their_wrapper_source) {
   const auto names = plainFixtures();
   BOOST_REQUIRE_GE(names.size(), 5u);

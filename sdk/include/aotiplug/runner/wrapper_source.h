@@ -271,9 +271,17 @@ class WrapperSourceParser {
     return out;
   }
 
-  // Grows the per-dimension vectors of `spec` to hold dimension d.
-  static void touch(TensorSpec& spec, std::size_t d, std::map<std::size_t, std::size_t>& ranks,
-                    std::size_t input) {
+  // Grows the per-dimension vectors of `spec` to hold dimension d; a dimension beyond any
+  // rank a tensor can have means the line is not what the generator writes.
+  void touch(TensorSpec& spec, std::size_t d, std::map<std::size_t, std::size_t>& ranks, std::size_t input,
+             std::size_t line_no, std::string_view line) const {
+    constexpr std::size_t kMaxRank = 64;
+    if (d >= kMaxRank) {
+      throw Error(StatusCode::kInvalidArgument,
+                  what_ + ": line " + std::to_string(line_no) + " ('" + std::string(line.substr(0, 120)) +
+                      "') reads dimension " + std::to_string(d) + "; tensors have at most " +
+                      std::to_string(kMaxRank));
+    }
     if (spec.sizes.size() <= d) {
       spec.sizes.resize(d + 1, -1);
       spec.min.resize(d + 1, 0);
@@ -322,11 +330,11 @@ class WrapperSourceParser {
       const auto value = integerLiteral(cmp->lhs);
       if (auto d = indexedAccess(cmp->rhs, var, "_size")) {
         if (!value) fail(line_no, line);
-        touch(spec, *d, ranks, input);
+        touch(spec, *d, ranks, input, line_no, line);
         spec.sizes[*d] = spec.min[*d] = spec.max[*d] = *value;
       } else if (auto s = indexedAccess(cmp->rhs, var, "_stride")) {
         if (!value) fail(line_no, line);
-        touch(spec, *s, ranks, input);
+        touch(spec, *s, ranks, input, line_no, line);
         spec.strides[*s] = *value;
       }
       return;
@@ -336,7 +344,7 @@ class WrapperSourceParser {
     const auto value = integerLiteral(cmp->rhs);
     if (!d) return;
     if (!value) fail(line_no, line);
-    touch(spec, *d, ranks, input);
+    touch(spec, *d, ranks, input, line_no, line);
     if (cmp->op == "<") {
       spec.min[*d] = *value;
     } else {
