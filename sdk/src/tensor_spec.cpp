@@ -6,6 +6,7 @@
 #include <ATen/Tensor.h>
 #include <ATen/ops/empty_strided.h>
 #include <c10/core/Device.h>
+#include <c10/util/StringUtil.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -127,7 +128,10 @@ void checkSharedSizes(const std::vector<at::Tensor>& inputs, const std::vector<T
 }
 
 bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexcept {
-  if (!t.defined() || t.scalar_type() != spec.dtype || t.device().type() != spec.device) {
+  // Compiled code reads dense memory: nested, sparse and mkldnn tensors have no sizes and
+  // strides it could read (a nested tensor's sizes() throws).
+  if (!t.defined() || t.layout() != at::kStrided || t.is_nested() || t.scalar_type() != spec.dtype ||
+      t.device().type() != spec.device) {
     return false;
   }
   const auto sizes = t.sizes();
@@ -142,6 +146,8 @@ bool tensorMatchesSpec(const at::Tensor& t, const TensorSpec& spec) noexcept {
 }
 
 bool tensorHasSpecLayout(const at::Tensor& t, const TensorSpec& spec) {
+  // A lazily conjugated or negated view: its memory holds the values before the operation.
+  if (t.is_conj() || t.is_neg()) return false;
   switch (spec.layout) {
     case TensorSpec::Layout::kContiguous: return t.is_contiguous();
     case TensorSpec::Layout::kChannelsLast: return t.is_contiguous(at::MemoryFormat::ChannelsLast);
@@ -190,6 +196,9 @@ Error tensorSpecMismatch(const at::Tensor& t, const TensorSpec& spec, std::size_
   std::ostringstream got;
   if (!t.defined()) {
     got << "an undefined tensor";
+  } else if (t.layout() != at::kStrided || t.is_nested()) {
+    got << (t.is_nested() ? std::string("a nested") : "a " + c10::str(t.layout())) << " tensor of "
+        << c10::toString(t.scalar_type()) << " on " << t.device() << " (the model reads a dense, strided one)";
   } else {
     got << c10::toString(t.scalar_type()) << " " << t.sizes() << " on " << t.device();
     if (t.scalar_type() == spec.dtype && t.device().type() == spec.device &&
@@ -213,6 +222,10 @@ at::Tensor checkTensorAgainstSpec(const at::Tensor& t, const TensorSpec& spec,
                                          std::size_t index, const std::string& what,
                                          bool convert_layout) {
   if (!tensorMatchesSpec(t, spec)) throw tensorSpecMismatch(t, spec, index, what);
+  if (t.is_conj() || t.is_neg()) {
+    // The values the caller means, materialized: not a layout change, so done regardless.
+    return checkTensorAgainstSpec(t.resolve_conj().resolve_neg(), spec, index, what, convert_layout);
+  }
   if (tensorHasSpecLayout(t, spec)) return t;
   if (!convert_layout) {
     throw tensorLayoutMismatch(t, spec, index, what, "layout conversion is switched off");

@@ -129,6 +129,30 @@ BOOST_AUTO_TEST_CASE(tensors_are_matched_and_mismatches_name_the_input) {
                  "input 0 ('x')"));
 }
 
+// Tensors without dense memory are refused with an error, never a crash (a nested
+// tensor's sizes() throws, and tensorMatchesSpec is noexcept); lazily conjugated or negated
+// views are given to the model with their values resolved.
+BOOST_AUTO_TEST_CASE(nested_sparse_and_lazy_views_are_refused_or_resolved) {
+  const auto specs = parse(R"([{"name": "x", "dtype": "float32", "sizes": [2, 3]},
+                               {"name": "z", "dtype": "complex64", "sizes": [3]}])");
+  const at::Tensor nested = at::_nested_tensor_from_tensor_list({at::zeros({2, 3}), at::zeros({1, 3})});
+  BOOST_TEST(!aotiplug::tensorMatchesSpec(nested, specs[0]));
+  BOOST_TEST(has(errorOf([&] { aotiplug::checkTensorAgainstSpec(nested, specs[0], 0, "input"); }),
+                 "input 0 ('x'): expected Float [2, 3] on cpu, got a nested tensor of Float on cpu"));
+  const at::Tensor sparse = at::ones({2, 3}).to_sparse();
+  BOOST_TEST(!aotiplug::tensorMatchesSpec(sparse, specs[0]));
+  BOOST_TEST(has(errorOf([&] { aotiplug::checkTensorAgainstSpec(sparse, specs[0], 0, "input"); }),
+                 "got a Sparse tensor of Float on cpu (the model reads a dense, strided one)"));
+  const at::Tensor z = at::randn({3}, at::kComplexFloat);
+  for (const at::Tensor& lazy : {z.conj(), at::_neg_view(z)}) {
+    BOOST_REQUIRE((lazy.is_conj() || lazy.is_neg()));
+    BOOST_TEST(!aotiplug::tensorHasSpecLayout(lazy, specs[1]));
+    const at::Tensor given = aotiplug::checkTensorAgainstSpec(lazy, specs[1], 1, "input");
+    BOOST_TEST((!given.is_conj() && !given.is_neg()));
+    BOOST_TEST(at::equal(given, lazy.resolve_conj().resolve_neg()));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(layouts_are_checked_and_converted_only_where_fully_known) {
   const auto specs = parse(R"([
     {"name": "c", "dtype": "float32", "sizes": [4, 6]},
