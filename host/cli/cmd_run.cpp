@@ -31,6 +31,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 namespace aotiplug::cli {
@@ -271,12 +272,20 @@ Timing timeRuns(AOTIDelegateExecutor& exec, const std::vector<at::Tensor>& input
     });
   }
   std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(worker, static_cast<std::size_t>(t));
+  std::string start_failure;
+  try {
+    for (int t = 0; t < threads; ++t) pool.emplace_back(worker, static_cast<std::size_t>(t));
+  } catch (const std::system_error& e) {  // out of threads or memory for their stacks
+    start_failure = "cannot start " + std::to_string(threads) + " timing threads (" + std::to_string(pool.size()) +
+                    " started): " + e.what() + "; ask for fewer with --threads";
+    failed = true;  // the started ones stop after their current run
+  }
   for (auto& th : pool) th.join();
   Timing timing;
   timing.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start).count();
   timing_done = true;
   if (progress.joinable()) progress.join();
+  if (!start_failure.empty()) throw Error(StatusCode::kUnavailable, start_failure);
   if (failed) throw Error(StatusCode::kModelError, "a timed run failed: " + failure);
   for (const auto& v : per_thread) timing.latencies_ms.insert(timing.latencies_ms.end(), v.begin(), v.end());
   return timing;

@@ -129,6 +129,30 @@ BOOST_AUTO_TEST_CASE(run_with_an_inputs_file) {
   BOOST_TEST(contains(device.err, "/dev/zero is not a regular file"), device.err);
 }
 
+// More timing threads than the process can start (address space for their stacks): an
+// error, exit 1, and the threads that did start are joined (they were destroyed joinable,
+// which terminates the program).
+boost::test_tools::assertion_result notSanitized(boost::unit_test::test_unit_id) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  boost::test_tools::assertion_result r(false);
+  r.message() << "a sanitizer's shadow memory does not fit under the address-space limit this test sets";
+  return r;
+#else
+  return true;
+#endif
+}
+
+BOOST_AUTO_TEST_CASE(run_with_more_threads_than_can_start_fails_cleanly,
+                     *boost::unit_test::precondition(notSanitized)) {
+  aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
+  const CommandResult r = runCommand({"/bin/sh", "-c", "ulimit -v 5000000; exec \"$0\" \"$@\"", cli(), "run",
+                                      f.pt2.string(), "--plugins", pluginDir(), "--threads", "2000", "--iters", "1",
+                                      "--warmup", "0"});
+  BOOST_TEST(r.exit_code == 1, r.err);
+  BOOST_TEST(contains(r.err, "cannot start 2000 timing threads"), r.err);
+  BOOST_TEST(contains(r.err, "ask for fewer with --threads"), r.err);
+}
+
 BOOST_AUTO_TEST_CASE(plugins_json_lists_loaded_and_rejected_plugins) {
   const CommandResult ok = runCli({"plugins", "--dir", pluginDir(), "--json"});
   BOOST_TEST(ok.exit_code == 0, ok.err);
