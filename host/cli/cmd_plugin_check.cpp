@@ -6,6 +6,7 @@
 #include <aotiplug/host/manifest_reader.h>
 #include <aotiplug/host/plugin_probe.h>
 #include <aotiplug/host/plugin_record.h>
+#include <aotiplug/package/pt2_package.h>
 
 #include <boost/program_options.hpp>
 #include <c10/core/DeviceType.h>
@@ -116,6 +117,10 @@ int runPluginCheckCommand(int argc, char** argv) {
   if (!fs::is_regular_file(library, ec)) {
     throw Error(StatusCode::kNotFound, "plugin library " + library + " does not exist");
   }
+  if (!probe.model_package.empty()) {
+    // A model that is missing or not a package is the model's problem, not the plugin's.
+    Pt2Package package(probe.model_package);
+  }
   const ManifestReadResult manifest = readManifest(library);
   std::vector<std::string> problems;
   nlohmann::json out;
@@ -177,7 +182,12 @@ int runPluginCheckCommand(int argc, char** argv) {
                   << "\n";
       }
       if (p["model_checked"].get<bool>()) {
-        std::cout << "model    " << (p["model_matches_eager"].get<bool>() ? "ran, matches eager" : "problem")
+        const bool ran = !p["model_summary"].get<std::string>().empty();
+        const bool compared = p.value("model_compared", false);
+        std::cout << "model    "
+                  << (!ran ? "problem"
+                           : !compared ? "ran (no eager outputs to compare with)"
+                                       : p["model_matches_eager"].get<bool>() ? "ran, matches eager" : "problem")
                   << (p["model_summary"].get<std::string>().empty() ? "" : ": " + p["model_summary"].get<std::string>()) << "\n";
       }
       std::cout << "unload   " << (p["unloads_cleanly"].get<bool>() ? "clean" : "the library stays mapped") << "\n";

@@ -29,7 +29,7 @@ std::string devicesOf(const PluginRecord& r) {
 
 int runPluginsCommand(int argc, char** argv) {
   po::options_description options(
-      "Usage: aotiplug plugins [--dir DIR] [--json]\n\n"
+      "Usage: aotiplug plugins [[--dir] DIR] [--json]\n\n"
       "Loads every plugin in a plugin directory (*.so in it and in its immediate\n"
       "subdirectories) — each in a child process first — and lists each with its state\n"
       "(loaded, fallback: kept for a device type a better plugin serves, rejected), its\n"
@@ -41,8 +41,10 @@ int runPluginsCommand(int argc, char** argv) {
       ("help,h", "show this help")
       ("dir,d", po::value<std::string>()->default_value(defaultPluginDir()), "plugin directory")
       ("json", "print JSON instead of text");
+  po::positional_options_description positional;
+  positional.add("dir", 1);  // `aotiplug plugins DIR`, as `inspect` and `run` take their file
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
+  po::store(po::command_line_parser(argc, argv).options(options).positional(positional).run(), vm);
   if (vm.count("help") != 0) {
     std::cout << options << "\n";
     return kExitOk;

@@ -7,6 +7,7 @@
 #include <aotiplug/registry/runner_registry.h>
 
 
+#include <ATen/ops/zeros.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <dlfcn.h>
@@ -40,6 +41,7 @@ nlohmann::json ProbeReport::toJson() const {
   j["reports_errors"] = reports_errors;
   j["error_example"] = error_example;
   j["model_checked"] = model_checked;
+  j["model_compared"] = model_compared;
   j["model_matches_eager"] = model_matches_eager;
   j["model_summary"] = model_summary;
   j["unloads_cleanly"] = unloads_cleanly;
@@ -101,8 +103,21 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
         config.log = [](const std::string&) {};
         AOTIDelegateExecutor exec(options.model_package, nullptr, config);
         std::vector<at::Tensor> inputs = exec.package().sampleInputs(exec.packagedModel());
-        if (inputs.empty()) {
-          report.problems.push_back("the model package has no sample inputs to run");
+        const bool made_up = inputs.empty();
+        if (made_up) {
+          // A plain aoti_compile_and_package package has none: zeros shaped as its specs
+          // say (dynamic sizes at their smallest), so the plugin still runs it.
+          for (const TensorSpec& s : exec.packagedModel().inputs) {
+            std::vector<std::int64_t> sizes;
+            for (std::size_t d = 0; d < s.sizes.size(); ++d) {
+              sizes.push_back(s.sizes[d] >= 0 ? s.sizes[d] : std::max<std::int64_t>(s.min[d], 1));
+            }
+            inputs.push_back(checkTensorAgainstSpec(at::zeros(sizes, at::TensorOptions().dtype(s.dtype)), s,
+                                                    inputs.size(), "input"));
+          }
+        }
+        if (inputs.empty() && exec.modelInfo().numInputs() > 0) {
+          report.problems.push_back("the model package has no sample inputs and no input specs to make them from");
         } else {
           const c10::Device device = parseDevice(exec.device());
           if (!c10::impl::hasDeviceGuardImpl(device.type())) {
@@ -115,9 +130,11 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
           const auto reference = exec.package().referenceOutputs(exec.packagedModel());
           const EagerComparison eager =
               reference.empty() ? EagerComparison{} : compareWithEager(outputs, reference);
+          report.model_compared = !reference.empty();
           report.model_matches_eager = eager.match;
           std::ostringstream os;
           os << outputs.size() << " output(s)";
+          if (made_up) os << " from zeros shaped as its input specs (the package has no sample inputs)";
           if (!reference.empty()) os << ", max abs difference from eager " << eager.max_abs_diff;
           if (!eager.mismatch.empty()) os << "; " << eager.mismatch;
           report.model_summary = os.str();

@@ -156,6 +156,12 @@ BOOST_AUTO_TEST_CASE(run_with_more_threads_than_can_start_fails_cleanly,
 BOOST_AUTO_TEST_CASE(plugins_json_lists_loaded_and_rejected_plugins) {
   const CommandResult ok = runCli({"plugins", "--dir", pluginDir(), "--json"});
   BOOST_TEST(ok.exit_code == 0, ok.err);
+  // The directory may be given without --dir (it was ignored, and the default listed).
+  const CommandResult positional = runCli({"plugins", pluginDir(), "--json"});
+  BOOST_TEST(positional.exit_code == 0, positional.err);
+  BOOST_TEST(parseJson(positional)["directory"] == parseJson(ok)["directory"]);
+  aotiplug_test::TempDir empty;
+  BOOST_TEST(parseJson(runCli({"plugins", empty.str(), "--json"}))["plugins"].empty());
   const auto j = parseJson(ok);
   bool saw_cpu = false;
   for (const auto& p : j["plugins"]) {
@@ -284,6 +290,20 @@ BOOST_AUTO_TEST_CASE(plugin_check_passes_a_good_plugin_with_a_model) {
   BOOST_TEST(j["probe"]["reports_errors"] == true);
   BOOST_TEST(j["probe"]["model_matches_eager"] == true);
   BOOST_TEST(j["probe"]["unloads_cleanly"] == true);
+
+  const std::string cpu = (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string();
+  // A plain package has no sample inputs: the plugin runs it on zeros made from its specs.
+  const auto plain = aotiplug_test::loadFixture("plain_tokens");
+  const CommandResult p = runCli({"plugin", "check", cpu, "--model", plain.pt2.string()});
+  BOOST_TEST(p.exit_code == 0, p.out << p.err);
+  BOOST_TEST(contains(p.out, "model    ran (no eager outputs to compare with): 3 output(s) from zeros"), p.out);
+  BOOST_TEST(contains(p.out, "verdict  ok"), p.out);
+  // A model that is not there is the model's fault, not the plugin's (it said exit 3,
+  // "rejected", for a good plugin).
+  const CommandResult missing = runCli({"plugin", "check", cpu, "--model", "/nonexistent/model.pt2"});
+  BOOST_TEST(missing.exit_code == 1, missing.out << missing.err);
+  BOOST_TEST(contains(missing.err, "/nonexistent/model.pt2"), missing.err);
+  BOOST_TEST(!contains(missing.out, "verdict"), missing.out);
 }
 
 BOOST_AUTO_TEST_CASE(plugin_check_reports_incompatible_and_crashing_plugins) {

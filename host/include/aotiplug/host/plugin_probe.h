@@ -45,6 +45,7 @@ struct ProbeReport {
   bool reports_errors = false;          // refused a missing model file with a message
   std::string error_example;            // that message
   bool model_checked = false;           // a model was given and run
+  bool model_compared = false;          // the package had eager outputs to compare with
   bool model_matches_eager = false;
   std::string model_summary;            // e.g. "1 output(s), max abs difference 3e-08"
   bool unloads_cleanly = false;
