@@ -26,12 +26,14 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace {
 
 struct Arguments {
   std::string plugin, model, device;
   bool allow_untrusted = false;
+  std::vector<std::string> unknown;  // a mistyped option would otherwise skip what it meant
 };
 
 const Arguments& args() {
@@ -41,12 +43,25 @@ const Arguments& args() {
     for (int i = 1; i < suite.argc; ++i) {
       const std::string arg = suite.argv[i];
       auto next = [&]() -> std::string { return i + 1 < suite.argc ? suite.argv[++i] : ""; };
-      if (arg == "--plugin") a.plugin = next();
-      if (arg == "--model") a.model = next();
-      if (arg == "--device") a.device = next();
-      if (arg == "--allow-untrusted") a.allow_untrusted = true;
+      if (arg == "--plugin") {
+        a.plugin = next();
+      } else if (arg == "--model") {
+        a.model = next();
+      } else if (arg == "--device") {
+        a.device = next();
+      } else if (arg == "--allow-untrusted") {
+        a.allow_untrusted = true;
+      } else {
+        a.unknown.push_back(arg);
+      }
     }
-    if (!a.plugin.empty()) a.plugin = std::filesystem::absolute(a.plugin).lexically_normal().string();
+    // The loader keeps plugins, and /proc/self/maps names libraries, by resolved path: a
+    // symlinked plugin is compared by the file it points to.
+    if (!a.plugin.empty()) {
+      std::error_code ec;
+      const auto resolved = std::filesystem::weakly_canonical(std::filesystem::absolute(a.plugin), ec);
+      a.plugin = ec ? std::filesystem::absolute(a.plugin).lexically_normal().string() : resolved.string();
+    }
     return a;
   }();
   return parsed;
@@ -89,6 +104,13 @@ struct RequirePlugin {
 BOOST_TEST_GLOBAL_FIXTURE(RequirePlugin);
 
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(the_arguments_are_understood) {
+  std::string unknown;
+  for (const auto& a : args().unknown) unknown += (unknown.empty() ? "" : ", ") + a;
+  BOOST_TEST(unknown.empty(), "unknown arguments: " << unknown << " (the kit takes --plugin LIB.so, --model M.pt2, "
+                                                                  "--device D, --allow-untrusted)");
+}
 
 BOOST_AUTO_TEST_CASE(manifest_is_readable_without_loading_and_compatible) {
   const auto read = aotiplug::readManifest(args().plugin);

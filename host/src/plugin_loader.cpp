@@ -483,10 +483,13 @@ void PluginLoader::unloadLocked(const std::string& path) {
 
 bool PluginLoader::unload(const std::string& path_or_name) {
   std::lock_guard<std::mutex> lock(mutex_);
+  // Plugins are kept by their resolved path: a symlink (or ../) names the same one.
+  char buffer[PATH_MAX];
+  const std::string resolved = ::realpath(path_or_name.c_str(), buffer) != nullptr ? buffer : path_or_name;
   bool any = false;
   for (PluginRecord& r : records_) {
     if (!r.loaded()) continue;
-    if (r.path != path_or_name && r.name() != path_or_name) continue;
+    if (r.path != path_or_name && r.path != resolved && r.name() != path_or_name) continue;
     unloadLocked(r.path);
     r.state = PluginState::kUnloaded;
     r.registrations.clear();

@@ -360,6 +360,18 @@ BOOST_AUTO_TEST_CASE(the_conformance_kit_passes_good_plugins_and_fails_bad_ones)
                                 (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string(),
                                 "--model", f.pt2.string()});
   BOOST_TEST(good.exit_code == 0, good.out << good.err);
+  // A plugin reached through a symlink is the same plugin (it failed the unload case).
+  aotiplug_test::TempDir dir;
+  fs::create_symlink(aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so", dir.path() / "libcpu.so");
+  const auto linked = runCommand({kit, "--color_output=no", "--", "--plugin", (dir.path() / "libcpu.so").string(),
+                                  "--model", f.pt2.string(), "--allow-untrusted"});
+  BOOST_TEST(linked.exit_code == 0, linked.out << linked.err);
+  // A mistyped option fails the kit instead of skipping what it meant.
+  const auto typo = runCommand({kit, "--color_output=no", "--", "--plugin",
+                                (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string(),
+                                "--modle", f.pt2.string()});
+  BOOST_TEST(typo.exit_code != 0);
+  BOOST_TEST(contains(typo.out + typo.err, "unknown arguments: --modle"), typo.out << typo.err);
   // Without a model the model case says it was skipped; it does not pass.
   const auto no_model = runCommand({kit, "--color_output=no", "--log_level=test_suite", "--", "--plugin",
                                     (aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so").string()});

@@ -241,6 +241,22 @@ BOOST_AUTO_TEST_CASE(reloading_a_plugin_whose_runners_live_is_refused_until_they
   BOOST_TEST(aotiplug::runnerRegistry().winner(c10::DeviceType::CPU)->origin.plugin == "aardvark");
 }
 
+// The loader keeps a plugin by its resolved path; unloading it by the (symlinked) path it
+// was loaded by found nothing, and the plugin stayed.
+BOOST_AUTO_TEST_CASE(a_plugin_loaded_through_a_symlink_is_unloaded_by_that_path) {
+  TempDir plugins;
+  const std::string path = fs::canonical(stage(plugins, "alpha")).string();
+  const fs::path link = plugins.path() / "current.so";
+  fs::create_symlink(path, link);
+  PluginLoader loader;
+  const PluginRecord r = loader.load(link.string());
+  BOOST_REQUIRE_MESSAGE(r.loaded(), r.reason);
+  BOOST_TEST(r.path == path);
+  BOOST_TEST(loader.unload(link.string()));
+  BOOST_TEST(!aotiplug::runnerRegistry().has(c10::DeviceType::CPU));
+  BOOST_TEST(!aotiplug_test::isLibraryLoaded(path));
+}
+
 BOOST_AUTO_TEST_CASE(runners_keep_their_library_until_the_last_one_is_destroyed) {
   TempDir plugins;
   const std::string path = fs::canonical(stage(plugins, "alpha")).string();
