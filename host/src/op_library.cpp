@@ -76,6 +76,15 @@ void loadOpLibrary(const std::string& path, const OpLibraryOptions& options) {
   if (std::string why = checkElfImage("/proc/self/fd/" + std::to_string(fd)); !why.empty()) {
     throw Error(StatusCode::kInvalidArgument, "op library " + file + " was not loaded: " + why);
   }
+  // A runner plugin loaded as an op library would register its runners in this process
+  // without the plugin loader's checks (manifest, compatibility, the child-process scan).
+  if (const ManifestReadResult manifest = readManifest(file);
+      manifest.status == ManifestReadStatus::kOk || manifest.status == ManifestReadStatus::kBadManifest) {
+    throw Error(StatusCode::kInvalidArgument,
+                "op library " + file + " was not loaded: it is an aotiplug plugin" +
+                    (manifest.manifest ? " ('" + manifest.manifest->name + "')" : std::string()) +
+                    ", which is loaded from a plugin directory, where it is checked first (--plugins DIR)");
+  }
   if (::dlopen(file.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
     const char* error = ::dlerror();
     std::string why = error != nullptr ? error : "dlopen failed";

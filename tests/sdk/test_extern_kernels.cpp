@@ -129,6 +129,10 @@ BOOST_AUTO_TEST_CASE(an_op_library_that_is_missing_or_others_could_write_is_refu
   aotiplug_test::writeFile(not_elf, "not a library");
   expectError([&] { aotiplug::loadOpLibrary(not_elf.string()); }, StatusCode::kInvalidArgument,
               {"op library " + not_elf.string() + " was not loaded"});
+  // A runner plugin given as an op library would register runners past the plugin checks.
+  const fs::path plugin = aotiplug_test::buildRoot() / "plugins" / "cpu" / "libaotiplug_cpu.so";
+  expectError([&] { aotiplug::loadOpLibrary(plugin.string()); }, StatusCode::kInvalidArgument,
+              {"was not loaded: it is an aotiplug plugin ('cpu')", "--plugins DIR"});
   BOOST_TEST(aotiplug::loadedOpLibraries().empty());
 }
 
