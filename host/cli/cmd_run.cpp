@@ -305,6 +305,7 @@ struct RunReport {
   Timing timing;
   int threads = 1;
   std::vector<std::string> notices;
+  std::vector<PluginRecord> rejected_plugins;  // the plugin directory's, with their reasons
 
   std::string inputName(std::size_t i) const {
     const auto& specs = exec->packagedModel().inputs;
@@ -355,6 +356,11 @@ void printJson(const RunReport& r) {
                    {"max_ms", latencies.empty() ? 0.0 : *std::max_element(latencies.begin(), latencies.end())},
                    {"throughput_per_s", r.timing.wall_ms > 0 ? 1000.0 * static_cast<double>(latencies.size()) / r.timing.wall_ms : 0.0}};
   out["notices"] = r.notices;
+  out["rejected_plugins"] = nlohmann::json::array();
+  for (const PluginRecord& p : r.rejected_plugins) {
+    out["rejected_plugins"].push_back(
+        {{"path", p.path}, {"problem", pluginProblemName(p.problem)}, {"reason", p.reason}});
+  }
   std::cout << out.dump(2) << "\n";
 }
 
@@ -415,6 +421,9 @@ int runRunCommand(int argc, char** argv) {
   // Before the package is opened: its extern kernels are resolved when its runner is made.
   for (const std::string& library : o.op_libraries) loadOpLibrary(library);
   RunReport report;
+  for (const auto& r : plugins) {
+    if (r.state == PluginState::kRejected) report.rejected_plugins.push_back(r);
+  }
   report.demo = o.package.empty();
   report.package = report.demo ? ensureDemoPackage(o.cache_dir) : o.package;
   report.threads = o.threads;

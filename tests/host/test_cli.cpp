@@ -185,6 +185,16 @@ BOOST_AUTO_TEST_CASE(plugins_json_lists_loaded_and_rejected_plugins) {
   BOOST_TEST(m["plugins"][0]["state"] == "loaded");
   BOOST_TEST(m["plugins"][1]["state"] == "rejected");
   BOOST_TEST(m["plugins"][1]["problem"] == "not a shared library");
+  // run --json says which plugins of its directory were refused, and why (text mode warns
+  // on stderr; the JSON said nothing).
+  const auto f = aotiplug_test::loadFixture("mlp");
+  const CommandResult run = runCli({"run", f.pt2.string(), "--plugins", dir.str(), "--iters", "1", "--json"});
+  BOOST_TEST(run.exit_code == 0, run.err);
+  const auto r = parseJson(run);
+  BOOST_REQUIRE(r["rejected_plugins"].size() == 1u);
+  BOOST_TEST(r["rejected_plugins"][0]["path"] == (dir.path() / "libbroken.so").string());
+  BOOST_TEST(r["rejected_plugins"][0]["problem"] == "not a shared library");
+  BOOST_TEST(!r["rejected_plugins"][0]["reason"].get<std::string>().empty());
 }
 
 BOOST_AUTO_TEST_CASE(errors_and_usage_have_their_exit_codes) {
