@@ -69,6 +69,7 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
   const std::size_t n = info_.constants.size();
   filled_[0].assign(n, !info_.features.extract_constants_map);
   filled_[1].assign(n, false);
+  strides_.assign(n, {});
   if (info_.features.extract_constants_map) {
     const ConstantMap active = library_->extractConstantsMap(/*use_inactive=*/false);
     for (std::size_t i = 0; i < n; ++i) {
@@ -77,6 +78,7 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
       auto it = active.find(c.original_fqn);
       if (it != active.end() && it->second.defined()) {
         c.sizes = it->second.sizes().vec();
+        strides_[i] = it->second.strides().vec();
         filled_[0][i] = true;
       }
     }
@@ -94,13 +96,18 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
       }
     }
   }
-  const bool unknown_sizes = std::any_of(info_.constants.begin(), info_.constants.end(),
-                                         [](const ConstantInfo& c) { return !c.from_folded && c.sizes.empty(); });
-  if (unknown_sizes) {
+  const bool unknown = std::any_of(info_.constants.begin(), info_.constants.end(), [&](const ConstantInfo& c) {
+    return !c.from_folded && (c.sizes.empty() || strides_[static_cast<std::size_t>(&c - info_.constants.data())].empty());
+  });
+  if (unknown) {
     if (const auto source = ModelLibrary::readWrapperSource(model_so_path)) {
-      for (ConstantInfo& c : info_.constants) {
-        if (!c.sizes.empty() || c.from_folded) continue;
-        if (const WrapperConstant* w = source->findConstant(c.name)) c.sizes = w->sizes;
+      for (std::size_t i = 0; i < n; ++i) {
+        ConstantInfo& c = info_.constants[i];
+        if (c.from_folded) continue;
+        const WrapperConstant* w = source->findConstant(c.name);
+        if (w == nullptr) continue;
+        if (c.sizes.empty()) c.sizes = w->sizes;
+        if (strides_[i].empty() && w->sizes == c.sizes && w->strides.size() == c.sizes.size()) strides_[i] = w->strides;
       }
     }
   }
@@ -248,10 +255,17 @@ inline std::string ModelLibraryRunner::describeConstant(const ConstantInfo& c) c
   return os.str();
 }
 
-inline at::Tensor ModelLibraryRunner::compact(const at::Tensor& t) const {
-  const bool is_compact = t.is_contiguous() && t.storage_offset() == 0 &&
-                          t.storage().nbytes() == t.nbytes();
-  if (is_compact) return t;
+inline at::Tensor ModelLibraryRunner::compact(const at::Tensor& t, const std::vector<std::int64_t>& strides) {
+  const bool known = !strides.empty() && strides.size() == static_cast<std::size_t>(t.dim());
+  bool laid_out = known ? true : t.is_contiguous();
+  if (known) {
+    for (std::int64_t d = 0; d < t.dim(); ++d) {
+      // A dimension of size 1 is never stepped over: any stride will do there.
+      if (t.size(d) > 1 && t.stride(d) != strides[static_cast<std::size_t>(d)]) laid_out = false;
+    }
+  }
+  if (laid_out && t.storage_offset() == 0 && t.storage().nbytes() == t.nbytes()) return t;
+  if (known) return at::empty_strided(t.sizes(), strides, t.options()).copy_(t);
   return at::empty_like(t, at::MemoryFormat::Contiguous).copy_(t);
 }
 
@@ -315,7 +329,7 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
                       "aotiplug's metadata nor the wrapper source beside it tells the "
                       "shape), so it cannot be used in place; update it by copy");
     }
-    prepared.emplace(name, compact(tensor));
+    prepared.emplace(name, compact(tensor, strides_[static_cast<std::size_t>(c - info_.constants.data())]));
   }
 
   const int target = targetIndex(use_inactive);

@@ -15,9 +15,11 @@
 //    reserved; a mismatch is refused with a message naming the constant, and the buffer
 //    is left untouched (upstream copies whatever bytes it is given, and reads as many
 //    strides from the tensor as the constant has dimensions);
-//  - tensors that are views or non-contiguous are copied into compact tensors first (the
-//    model library copies storage bytes from the data pointer, which is only right for a
-//    compact tensor);
+//  - tensors that are views, or not laid out with the strides the code was compiled for
+//    (a parameter stored transposed is read by fused kernels with its strides), are copied into
+//    compact tensors with those strides first (the model library copies storage bytes
+//    from the data pointer, which is only right for a compact tensor, and with
+//    user-managed buffers its kernels read the tensor itself with the compiled strides);
 //  - with user-managed buffers every tensor the library points to is kept alive by the
 //    runner, including values it would otherwise borrow from the other buffer; and what
 //    the library leaks is freed: AOTInductor's runtime (torch 2.11 and, as of this
@@ -58,6 +60,7 @@
 #include <ATen/ops/alias.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/empty_strided.h>
 #include <c10/core/Device.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -145,7 +148,9 @@ class ModelLibraryRunner : public ModelContainerRunner {
   // Validates and normalizes one update; returns the map to hand to the library.
   ConstantMap prepareUpdate(const ConstantMap& constants, bool use_inactive,
                             bool validate_full_update, bool user_managed);
-  at::Tensor compact(const at::Tensor& t) const;
+  // `t` as a tensor that owns exactly its bytes, laid out with `strides` (the compiled
+  // ones; empty when unknown: contiguous).
+  static at::Tensor compact(const at::Tensor& t, const std::vector<std::int64_t>& strides);
 
   // A constant handed to the library user-managed: the alias it uses, and the handle the
   // library wrapped it in (torch <= 2.11 never deletes that handle; null when unknown).
@@ -174,6 +179,9 @@ class ModelLibraryRunner : public ModelContainerRunner {
   std::array<std::atomic<BufferState>, 2> states_{};
   std::atomic<int> active_{0};
   std::array<std::vector<bool>, 2> filled_;  // per buffer, per constant: holds a value
+  // Per constant, the strides the code reads it with (from the active buffer or the
+  // wrapper source); empty when unknown.
+  std::vector<std::vector<std::int64_t>> strides_;
   // Per buffer, by constant name: what was handed over user-managed. `orphans_` keeps the
   // aliases of updates that failed half-way (the library may still use some of them).
   std::array<std::map<std::string, Retained>, 2> retained_;
