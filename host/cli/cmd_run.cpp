@@ -52,13 +52,14 @@ std::string defaultCacheDir() {
 
 // A torch.save'd list of tensors; `what` names the file's role in errors ("inputs file").
 std::vector<at::Tensor> readTensorsFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(StatusCode::kNotFound, what + " " + path + " cannot be opened");
-  // Not a device or a pipe (/dev/zero would be read until memory runs out).
+  // Not a device or a pipe (/dev/zero would be read until memory runs out, a FIFO would
+  // block the open): checked before opening.
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
     throw Error(StatusCode::kInvalidArgument, what + " " + path + " is not a regular file (a torch.save'd file is)");
   }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(StatusCode::kNotFound, what + " " + path + " cannot be opened");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<at::Tensor> out;
   try {
@@ -272,6 +273,7 @@ Timing timeRuns(AOTIDelegateExecutor& exec, const std::vector<at::Tensor>& input
     });
   }
   std::vector<std::thread> pool;
+  pool.reserve(static_cast<std::size_t>(threads));  // before any starts: growing cannot throw with some running
   std::string start_failure;
   try {
     for (int t = 0; t < threads; ++t) pool.emplace_back(worker, static_cast<std::size_t>(t));

@@ -112,8 +112,13 @@ ProbeReport probePlugin(const std::string& path, const ProbeOptions& options) {
             for (std::size_t d = 0; d < s.sizes.size(); ++d) {
               sizes.push_back(s.sizes[d] >= 0 ? s.sizes[d] : std::max<std::int64_t>(s.min[d], 1));
             }
-            inputs.push_back(checkTensorAgainstSpec(at::zeros(sizes, at::TensorOptions().dtype(s.dtype)), s,
-                                                    inputs.size(), "input"));
+            // On the spec's device type (a CUDA package's specs say cuda); moved to the
+            // executor's own device below.
+            at::Tensor zeros = at::zeros(sizes, at::TensorOptions().dtype(s.dtype));
+            if (s.device != c10::DeviceType::CPU && c10::impl::hasDeviceGuardImpl(s.device)) {
+              zeros = zeros.to(parseDevice(exec.device()));
+            }
+            inputs.push_back(checkTensorAgainstSpec(zeros, s, inputs.size(), "input"));
           }
         }
         if (inputs.empty() && exec.modelInfo().numInputs() > 0) {

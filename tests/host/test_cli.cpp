@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE cli
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include "../common/fixtures.h"
 #include "../common/package_edit.h"
 
@@ -127,6 +129,12 @@ BOOST_AUTO_TEST_CASE(run_with_an_inputs_file) {
   const CommandResult device = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs", "/dev/zero"});
   BOOST_TEST(device.exit_code == 1);
   BOOST_TEST(contains(device.err, "/dev/zero is not a regular file"), device.err);
+  // A FIFO with no writer: refused before it is opened (opening it would block for good).
+  const fs::path fifo = dir.path() / "inputs.fifo";
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const CommandResult pipe = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs", fifo.string()});
+  BOOST_TEST(pipe.exit_code == 1);
+  BOOST_TEST(contains(pipe.err, "inputs.fifo is not a regular file"), pipe.err);
 }
 
 // More timing threads than the process can start (address space for their stacks): an

@@ -265,7 +265,14 @@ inline at::Tensor ModelLibraryRunner::compact(const at::Tensor& t, const std::ve
     }
   }
   if (laid_out && t.storage_offset() == 0 && t.storage().nbytes() == t.nbytes()) return t;
-  if (known) return at::empty_strided(t.sizes(), strides, t.options()).copy_(t);
+  if (known) {
+    try {
+      return at::empty_strided(t.sizes(), strides, t.options()).copy_(t);
+    } catch (const c10::Error&) {
+      // Compiled strides that overlap (0 for an expanded constant) cannot be copied into:
+      // such a constant is handed over contiguous, as before.
+    }
+  }
   return at::empty_like(t, at::MemoryFormat::Contiguous).copy_(t);
 }
 
