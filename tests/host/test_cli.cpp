@@ -123,8 +123,12 @@ BOOST_AUTO_TEST_CASE(run_with_an_inputs_file) {
   const CommandResult past = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs",
                                        (dir.path() / "overreach.pt").string()});
   BOOST_TEST(past.exit_code == 1);
-  BOOST_TEST(contains(past.err, "overreach.pt: tensor 0 is damaged"), past.err);
-  BOOST_TEST(contains(past.err, "reach past its storage of 256 bytes"), past.err);
+  BOOST_TEST(contains(past.err, "overreach.pt"), past.err);
+  // Ours (torch 2.11's unpickler sets the sizes unchecked), or torch 2.15's own check.
+  BOOST_TEST((contains(past.err, "tensor 0 is damaged: sizes [40, 16], strides [16, 1] and offset 0 reach past its "
+                                 "storage of 256 bytes") ||
+              contains(past.err, "require a storage of at least 2560 bytes, but storage only has 256 bytes")),
+             past.err);
   // Not a file: refused at once, not read until memory runs out.
   const CommandResult device = runCli({"run", f.pt2.string(), "--plugins", pluginDir(), "--inputs", "/dev/zero"});
   BOOST_TEST(device.exit_code == 1);
