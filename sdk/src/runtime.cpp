@@ -18,9 +18,8 @@
 
 #ifdef AOTIPLUG_HAVE_ISAL
 #include <isa-l/crc.h>
-#else
-#include <boost/crc.hpp>
 #endif
+#include <boost/crc.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -51,15 +50,24 @@ void throwIfError(const Status& status, const std::string& context) {
 
 namespace detail {
 
+AOTIPLUG_API std::uint32_t crc32Portable(std::uint32_t crc, const void* data, std::size_t size) noexcept {
+  // Boost's engine resumes from a remainder, not from a finished CRC: for this reflected
+  // CRC the remainder is the finished value with the final XOR undone, bit-reversed
+  // (reset() with the finished value alone is right only for 0 and ~0, so every CRC taken
+  // in more than one piece came out wrong).
+  std::uint32_t remainder = crc ^ 0xFFFFFFFFu;
+  std::uint32_t reversed = 0;
+  for (int bit = 0; bit < 32; ++bit, remainder >>= 1) reversed = (reversed << 1) | (remainder & 1u);
+  boost::crc_optimal<32, 0x04C11DB7, 0xFFFFFFFF, 0xFFFFFFFF, true, true> c(reversed);
+  c.process_bytes(data, size);
+  return c.checksum();
+}
+
 AOTIPLUG_API std::uint32_t crc32(std::uint32_t crc, const void* data, std::size_t size) noexcept {
 #ifdef AOTIPLUG_HAVE_ISAL
   return crc32_gzip_refl(crc, static_cast<const unsigned char*>(data), size);
 #else
-  boost::crc_optimal<32, 0x04C11DB7, 0xFFFFFFFF, 0xFFFFFFFF, true, true> c;
-  // Resume from a finished CRC: undo the final XOR, which the engine applies again.
-  c.reset(crc ^ 0xFFFFFFFFu);
-  c.process_bytes(data, size);
-  return c.checksum();
+  return crc32Portable(crc, data, size);
 #endif
 }
 
