@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ctypes
 import json
 import os
 import shutil
@@ -186,26 +187,46 @@ def main() -> int:
 
         if gpu:
             def cuda_shared_memory():
-                # Regions from this process's own cudaMalloc (no caching allocator: the IPC
-                # handle then starts at the tensor), registered with Triton by handle.
+                # Regions from this process's own cudaMalloc, through the CUDA runtime torch
+                # has loaded (same primary context), registered with Triton by their
+                # cudaIpcMemHandle_t. Not torch's storages: the caching allocator hands out
+                # pieces of larger blocks, and _share_cuda_()'s handle is torch's own format
+                # (a type byte before the 64 bytes), which Triton refuses.
+                rt = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
+                rt.cudaMalloc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t]
+                rt.cudaIpcGetMemHandle.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+                rt.cudaMemcpy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                rt.cudaFree.argtypes = [ctypes.c_void_p]
+                device_to_device = 3
                 xin = x.to("cuda:0").contiguous()
                 yout = torch.full(tuple(want.shape), float("nan"), device="cuda:0")
-                for name, t in (("in", xin), ("out", yout)):
-                    share = t.untyped_storage()._share_cuda_()
-                    handle, offset = share[1], share[3]
-                    assert offset == 0, f"region {name} does not start its allocation (offset {offset})"
-                    body = json.dumps({"raw_handle": {"b64": base64.b64encode(handle).decode()},
-                                       "device_id": 0, "byte_size": t.nbytes}).encode()
-                    status, _, text = post(f"{base}/v2/cudasharedmemory/region/{name}/register", body,
-                                           {"Content-Type": "application/json"})
-                    assert status == 200, f"registering {name}: {text[:300]}"
-                status, meta, _ = infer(base, "m", {meta_input(base): ("in", xin.nbytes, list(xin.shape))},
-                                        {meta_output(base): ("out", yout.nbytes)})
-                assert status == 200, meta
                 torch.cuda.synchronize()
-                diff = float((yout.cpu() - want).abs().max())
-                assert diff < tol, f"max abs difference from eager {diff}"
-                post(f"{base}/v2/cudasharedmemory/unregister", b"")
+                regions = {}
+                try:
+                    for name, t in (("in", xin), ("out", yout)):
+                        ptr = ctypes.c_void_p()
+                        assert rt.cudaMalloc(ctypes.byref(ptr), t.nbytes) == 0, f"cudaMalloc for {name}"
+                        regions[name] = ptr
+                        handle = ctypes.create_string_buffer(64)
+                        assert rt.cudaIpcGetMemHandle(handle, ptr) == 0, f"cudaIpcGetMemHandle for {name}"
+                        body = json.dumps({"raw_handle": {"b64": base64.b64encode(handle.raw).decode()},
+                                           "device_id": 0, "byte_size": t.nbytes}).encode()
+                        status, _, text = post(f"{base}/v2/cudasharedmemory/region/{name}/register", body,
+                                               {"Content-Type": "application/json"})
+                        assert status == 200, f"registering {name}: {text[:300]}"
+                    assert rt.cudaMemcpy(regions["in"], xin.data_ptr(), xin.nbytes, device_to_device) == 0
+                    assert rt.cudaMemcpy(regions["out"], yout.data_ptr(), yout.nbytes, device_to_device) == 0
+                    status, meta, _ = infer(base, "m", {meta_input(base): ("in", xin.nbytes, list(xin.shape))},
+                                            {meta_output(base): ("out", yout.nbytes)})
+                    assert status == 200, meta
+                    assert rt.cudaMemcpy(yout.data_ptr(), regions["out"], yout.nbytes, device_to_device) == 0
+                    torch.cuda.synchronize()
+                    diff = float((yout.cpu() - want).abs().max())
+                    assert diff < tol, f"max abs difference from eager {diff}"
+                finally:
+                    post(f"{base}/v2/cudasharedmemory/unregister", b"")
+                    for ptr in regions.values():
+                        rt.cudaFree(ptr)
                 return {"max_abs_diff": diff}
             check("cuda_shared_memory_in_and_out", cuda_shared_memory)
 
