@@ -108,6 +108,7 @@ BOOST_AUTO_TEST_CASE(hot_swap_gives_the_eager_outputs_of_the_new_weights) {
   // plain_strided_weight: the code reads its weight with the strides it was compiled for
   // (1, 8); weights b are contiguous (torch.rand), weights a strided (the module's own).
   // Upstream's runner copies or keeps the tensor as given and gets wrong outputs for b.
+  // conv's 0-d parameter 'gain' was refused in place as "shape unknown".
   for (const std::string name : {"conv", "plain_strided_weight"}) {
     for (bool in_place : {true, false}) {
       const std::string what = name + (in_place ? ", in place: " : ", copied: ");
@@ -125,6 +126,12 @@ BOOST_AUTO_TEST_CASE(hot_swap_gives_the_eager_outputs_of_the_new_weights) {
       aotiplug_test::expectCloseToEager(exec.run(f.inputs), f.outputs, what + "back to a");
       expectError([&] { exec.commitWeights(); }, StatusCode::kFailedPrecondition,
                   {"no processed weights"});
+      if (name == "conv") {  // a 0-d weight's sizes are checked like any other's
+        auto one_element = f.weights_b;
+        one_element["gain"] = at::zeros({1});
+        expectError([&] { exec.processWeights(weights(one_element)); }, StatusCode::kInvalidArgument,
+                    {"'gain'", "expects Float [] on cpu", "got Float [1]"});
+      }
     }
   }
 }

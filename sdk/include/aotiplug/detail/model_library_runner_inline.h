@@ -70,6 +70,7 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
   filled_[0].assign(n, !info_.features.extract_constants_map);
   filled_[1].assign(n, false);
   strides_.assign(n, {});
+  sizes_known_.assign(n, false);
   if (info_.features.extract_constants_map) {
     const ConstantMap active = library_->extractConstantsMap(/*use_inactive=*/false);
     for (std::size_t i = 0; i < n; ++i) {
@@ -79,6 +80,7 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
       if (it != active.end() && it->second.defined()) {
         c.sizes = it->second.sizes().vec();
         strides_[i] = it->second.strides().vec();
+        sizes_known_[i] = true;
         filled_[0][i] = true;
       }
     }
@@ -88,16 +90,20 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
   const auto metadata = library_->metadata();
   if (auto it = metadata.find("aotiplug.constants"); it != metadata.end()) {
     const nlohmann::json specs = nlohmann::json::parse(it->second, nullptr, false);
-    for (ConstantInfo& c : info_.constants) {
-      if (!c.sizes.empty() || c.from_folded || !specs.is_object()) continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      ConstantInfo& c = info_.constants[i];
+      if (sizes_known_[i] || c.from_folded || !specs.is_object()) continue;
       auto spec = specs.find(c.original_fqn);
       if (spec != specs.end() && spec->contains("sizes") && (*spec)["sizes"].is_array()) {
         c.sizes = (*spec)["sizes"].get<std::vector<std::int64_t>>();
+        sizes_known_[i] = true;
       }
     }
   }
+  // (A 0-d constant's sizes and strides are both empty, and known once a source told them.)
   const bool unknown = std::any_of(info_.constants.begin(), info_.constants.end(), [&](const ConstantInfo& c) {
-    return !c.from_folded && (c.sizes.empty() || strides_[static_cast<std::size_t>(&c - info_.constants.data())].empty());
+    const auto i = static_cast<std::size_t>(&c - info_.constants.data());
+    return !c.from_folded && (!sizes_known_[i] || (strides_[i].empty() && !c.sizes.empty()));
   });
   if (unknown) {
     if (const auto source = ModelLibrary::readWrapperSource(model_so_path)) {
@@ -106,7 +112,10 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
         if (c.from_folded) continue;
         const WrapperConstant* w = source->findConstant(c.name);
         if (w == nullptr) continue;
-        if (c.sizes.empty()) c.sizes = w->sizes;
+        if (!sizes_known_[i]) {
+          c.sizes = w->sizes;
+          sizes_known_[i] = true;
+        }
         if (strides_[i].empty() && w->sizes == c.sizes && w->strides.size() == c.sizes.size()) strides_[i] = w->strides;
       }
     }
@@ -114,6 +123,10 @@ inline ModelLibraryRunner::ModelLibraryRunner(const std::string& model_so_path,
   settle(0);
   settle(1);
   info_.constants_in_library = state(0) != BufferState::kEmpty;
+}
+
+inline bool ModelLibraryRunner::sizesKnown(const ConstantInfo& c) const noexcept {
+  return sizes_known_[static_cast<std::size_t>(&c - info_.constants.data())];
 }
 
 inline bool ModelLibraryRunner::needed(std::size_t i) const noexcept {
@@ -304,17 +317,22 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
     }
     std::ostringstream expected;
     expected << c10::toString(c->dtype) << " ";
-    if (!c->sizes.empty() || c->data_size == 0) {
+    const bool known = sizesKnown(*c);
+    // AOTInductor rounds a constant's byte size up to 64 when the model has CPU constants.
+    const bool rounded = c->data_size % 64 == 0;
+    if (known || c->data_size == 0) {
       expected << c10::IntArrayRef(c->sizes);
     } else {
-      expected << "(" << c->data_size << " bytes)";
+      expected << "(" << c->data_size << " bytes" << (rounded ? ", or fewer rounded up to it by 64" : "") << ")";
     }
     const bool dtype_ok = tensor.scalar_type() == c->dtype;
-    // Without known sizes only the byte size can be checked, and exactly: the library
-    // copies the tensor's bytes into the slot it reserved for the constant.
-    const bool sizes_ok = !c->sizes.empty()
-                              ? tensor.sizes().vec() == c->sizes
-                              : static_cast<std::size_t>(tensor.nbytes()) == c->data_size;
+    // Without known sizes only the byte size can be checked: the library copies the
+    // tensor's bytes into the slot it reserved for the constant (data_size, maybe rounded
+    // up to 64), so never more; the shape is compared once the library has made its tensor.
+    const auto nbytes = static_cast<std::size_t>(tensor.nbytes());
+    const bool sizes_ok = known ? tensor.sizes().vec() == c->sizes
+                                : nbytes == c->data_size ||
+                                      (rounded && nbytes < c->data_size && c->data_size - nbytes < 64);
     const bool device_ok = tensor.device().type() == device_.type() &&
                            (!device_.has_index() || device_.type() == c10::DeviceType::CPU ||
                             tensor.device().index() == device_.index());
@@ -322,12 +340,12 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
       std::ostringstream got;
       got << c10::toString(tensor.scalar_type()) << " " << tensor.sizes() << " on "
           << tensor.device();
-      if (c->sizes.empty()) got << " (" << tensor.nbytes() << " bytes)";
+      if (!known) got << " (" << tensor.nbytes() << " bytes)";
       throw Error(StatusCode::kInvalidArgument,
                   "model " + model + ": " + describeConstant(*c) + " expects " +
                       expected.str() + " on " + device_.str() + ", got " + got.str());
     }
-    if (c->sizes.empty() && c->data_size > 0 && user_managed) {
+    if (!known && c->data_size > 0 && user_managed) {
       // The library would use the tensor as it is, and nothing could tell whether its
       // shape is the constant's.
       throw Error(StatusCode::kInvalidArgument,
@@ -360,7 +378,7 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
       // dereference a missing entry), and provide the value ourselves where borrowing
       // could dangle.
       if (!filled_[source][i]) {
-        if (!needed(i) && (!c.sizes.empty() || c.data_size == 0) &&
+        if (!needed(i) && (sizes_known_[i] || c.data_size == 0) &&
             std::any_of(c.sizes.begin(), c.sizes.end(), [](std::int64_t n) { return n == 0; })) {
           // An empty parameter nobody supplied: give the library an empty tensor of its
           // shape to copy, rather than let it look for one in the active buffer.
@@ -459,7 +477,7 @@ inline void ModelLibraryRunner::update_constant_buffer(const ConstantMap& consta
     std::unordered_map<std::string, AtenTensorHandle> handles;
     for (const auto& [name, t] : prepared) {
       const ConstantInfo* c = info_.findConstant(name);
-      if (c == nullptr || !c->sizes.empty() || c->data_size == 0) continue;
+      if (c == nullptr || sizesKnown(*c) || c->data_size == 0) continue;
       if (handles.empty()) handles = library_->extractConstantHandles(use_inactive);
       auto h = handles.find(c->original_fqn);
       if (h == handles.end() || h->second == nullptr) continue;

@@ -45,7 +45,7 @@ struct ConstantInfo {
   ConstantKind kind = ConstantKind::kUnknown;
   bool from_folded = false;     // produced by constant folding: never supplied by a user
   std::size_t data_size = 0;    // bytes, as the model library reports it
-  std::vector<std::int64_t> sizes;  // from the active buffer; empty when unknown
+  std::vector<std::int64_t> sizes;  // empty when unknown, and for a 0-d constant
 
   // Whether a full update must supply this constant. Mirrors AOTInductor's own rule:
   // folded constants, buffers, tensor constants and empty parameters may be left out

@@ -136,6 +136,8 @@ class ModelLibraryRunner : public ModelContainerRunner {
   // Whether the model reads constant i from a buffer (folded values are computed, and
   // empty parameters may be left out, as upstream allows).
   bool needed(std::size_t i) const noexcept;
+  // Whether constant c's sizes are known (its entry in info_.constants).
+  bool sizesKnown(const ConstantInfo& c) const noexcept;
   // The needed constants buffer b has no value for ("a, b and 2 more"); empty: none.
   std::string missingIn(int b) const;
   // Recomputes buffer b's state from what it holds (kLoaded when complete).
@@ -182,6 +184,9 @@ class ModelLibraryRunner : public ModelContainerRunner {
   // Per constant, the strides the code reads it with (from the active buffer or the
   // wrapper source); empty when unknown.
   std::vector<std::vector<std::int64_t>> strides_;
+  // Per constant: whether its sizes are known (ConstantInfo::sizes is empty both for a
+  // 0-d constant and for one whose shape nothing told).
+  std::vector<bool> sizes_known_;
   // Per buffer, by constant name: what was handed over user-managed. `orphans_` keeps the
   // aliases of updates that failed half-way (the library may still use some of them).
   std::array<std::map<std::string, Retained>, 2> retained_;
