@@ -193,7 +193,13 @@ inline std::vector<at::Tensor> ModelLibraryRunner::runOnStream(
       library_->runConstantFolding(/*use_inactive=*/false, stream);
       states_[active] = BufferState::kFolded;
     }
-    std::vector<at::Tensor> out = library_->run(inputs, stream, single_threaded_);
+    // torch <= 2.11's RunSingleThreaded checks the primary buffer's fold state whichever
+    // buffer is active, and throws while the secondary is active and the primary is not
+    // folded (a partial or refused inactive update, or never run). Such a run takes the
+    // library's ordinary path, which checks the right buffer (one model instance: the same
+    // instance runs).
+    const bool single = single_threaded_ && !(active == 1 && state(0) != BufferState::kFolded);
+    std::vector<at::Tensor> out = library_->run(inputs, stream, single);
     // A buffer without folded constants is marked folded by the library's first run.
     if (exclusive && state(active) == BufferState::kLoaded) states_[active] = BufferState::kFolded;
     return out;
