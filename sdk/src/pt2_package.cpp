@@ -73,8 +73,14 @@ std::vector<at::Tensor> tensorsFromPickledBytes(const std::string& bytes) {
 
 Pt2Package::Pt2Package(const std::string& path) : path_(path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path_, ec)) {
-    fail(StatusCode::kNotFound, "no such file");
+  const auto status = std::filesystem::status(path_, ec);
+  if (!std::filesystem::exists(status)) {
+    fail(StatusCode::kNotFound, ec && ec != std::errc::no_such_file_or_directory ? ec.message() : "no such file");
+  }
+  if (!std::filesystem::is_regular_file(status)) {
+    fail(StatusCode::kInvalidArgument, std::filesystem::is_directory(status)
+                                           ? "is a directory, not a .pt2 file"
+                                           : "is not a regular file (a .pt2 package is a zip file)");
   }
   archive_size_ = std::filesystem::file_size(path_, ec);
   archive_.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);  // -1: extract() reads through reader_

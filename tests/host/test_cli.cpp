@@ -233,6 +233,16 @@ BOOST_AUTO_TEST_CASE(errors_and_usage_have_their_exit_codes) {
   BOOST_TEST(contains(missing.err, "package /nonexistent/model.pt2: no such file"), missing.err);
 
   aotiplug_test::TempDir empty;
+  // A directory or a FIFO given as the package: named for what it is, not "no such file".
+  const CommandResult directory = runCli({"run", empty.str(), "--plugins", pluginDir()});
+  BOOST_TEST(directory.exit_code == 1);
+  BOOST_TEST(contains(directory.err, "package " + empty.str() + ": is a directory, not a .pt2 file"), directory.err);
+  const std::string fifo = (empty.path() / "model.pt2").string();
+  BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const CommandResult pipe = runCli({"run", fifo, "--plugins", pluginDir()});
+  BOOST_TEST(pipe.exit_code == 1);
+  BOOST_TEST(contains(pipe.err, "package " + fifo + ": is not a regular file"), pipe.err);
+  std::filesystem::remove(fifo);
   aotiplug_test::Fixture f = aotiplug_test::loadFixture("mlp");
   const CommandResult no_plugin = runCli({"run", f.pt2.string(), "--plugins", empty.str()});
   BOOST_TEST(no_plugin.exit_code == 1);
