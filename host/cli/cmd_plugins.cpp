@@ -110,7 +110,7 @@ int runPluginsCommand(int argc, char** argv) {
     if (!serving.empty()) {
       std::cout << "device types\n";
       for (const auto& [device, r] : serving) {
-        std::cout << "  " << std::left << std::setw(12) << c10::DeviceTypeName(device, true) << "served by '"
+        std::cout << "  " << std::left << std::setw(12) << c10::DeviceTypeName(device, true) << " served by '"
                   << r.name() << "' (" << r.path << ")\n";
       }
     }
