@@ -10,6 +10,10 @@
 // Status into an Error.
 //
 // Error's type_info and vtable live in libaotiplug, so every module catches the same type.
+//
+// Ownership: an Error owns a copy of its message; nothing in it points into the module that
+// threw it, so it may outlive an unloaded plugin.
+// Thread safety: an immutable value once thrown; what() may be read from any thread.
 
 #include <aotiplug/detail/export.h>
 #include <aotiplug/status_code.h>

@@ -2,7 +2,10 @@
 #pragma once
 
 // aotiplug::ExecutorConfig — how an AOTIDelegateExecutor runs its model.
-// A plain value; copy freely.
+// Ownership: a plain value; copy freely. The executor keeps its own copy, `log` included.
+// Thread safety: distinct objects may be used from any thread. The executor calls `log`
+// on the thread of the call that has something to report (its constructor, processWeights,
+// initWeights); where those calls may overlap, `log` must be thread-safe.
 
 #include <cstddef>
 #include <functional>
