@@ -152,28 +152,45 @@ void PluginLoader::notice(const std::string& text) const {
   }
 }
 
-std::vector<std::string> PluginLoader::candidates(const std::string& directory) {
+std::vector<std::string> PluginLoader::candidates(const std::string& directory, std::string* error) {
   std::vector<std::string> out;
-  std::error_code ec;
   auto consider = [&](const fs::directory_entry& entry) {
     std::error_code e;
     if (entry.path().extension() == ".so" && entry.is_regular_file(e)) {
       out.push_back(entry.path().string());
     }
   };
-  for (const auto& entry : fs::directory_iterator(directory, ec)) {
+  // An unreadable directory is an error, never an empty one (its plugins would be missing
+  // without a word).
+  const auto unreadable = [&](const fs::path& dir, const std::error_code& e) {
+    if (error->empty()) *error = "cannot read plugin directory " + dir.string() + ": " + e.message();
+  };
+  std::error_code ec;
+  fs::directory_iterator it(directory, ec), end;
+  if (ec) unreadable(directory, ec);
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::directory_entry& entry = *it;
     std::error_code e;
     if (entry.is_directory(e)) {
       // One level of subdirectories: <plugins>/<name>/lib<name>.so, as Triton lays out
       // backends. Build trees keep object files in *.p folders: skip those.
       if (entry.path().extension() == ".p") continue;
-      for (const auto& inner : fs::directory_iterator(entry.path(), e)) consider(inner);
+      fs::directory_iterator inner(entry.path(), e);
+      if (e) unreadable(entry.path(), e);
+      for (; !e && inner != end; inner.increment(e)) consider(*inner);
+      if (e) unreadable(entry.path(), e);
     } else {
       consider(entry);
     }
   }
+  if (ec) unreadable(directory, ec);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::vector<std::string> PluginLoader::candidates(const std::string& directory) {
+  std::string ignored;
+  return candidates(directory, &ignored);
 }
 
 DirectoryLoad PluginLoader::loadDirectory(const std::string& directory) {
@@ -201,7 +218,9 @@ DirectoryLoad PluginLoader::loadDirectory(const std::string& directory) {
     if (!trust.ok()) return fail(PluginProblem::kUntrusted, trust.reason, trust.path);
   }
   std::vector<std::string> paths;
-  for (const std::string& candidate : candidates(directory)) paths.push_back(fs::absolute(candidate).string());
+  std::string unreadable;
+  for (const std::string& candidate : candidates(directory, &unreadable)) paths.push_back(fs::absolute(candidate).string());
+  if (!unreadable.empty()) return fail(PluginProblem::kLoadFailed, unreadable);
   out.plugins = loadManyLocked(paths);
   return out;
 }

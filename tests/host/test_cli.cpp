@@ -165,6 +165,48 @@ BOOST_AUTO_TEST_CASE(run_with_more_threads_than_can_start_fails_cleanly,
   BOOST_TEST(contains(r.err, "ask for fewer with --threads"), r.err);
 }
 
+BOOST_AUTO_TEST_CASE(an_unreadable_plugin_directory_is_an_error_not_an_empty_one) {
+  // Root reads any directory: as root, the CLI runs as nobody (setpriv) to be refused.
+  std::vector<std::string> as_user;
+  if (::geteuid() == 0) {
+    as_user = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    std::vector<std::string> probe = as_user;
+    probe.insert(probe.end(), {cli(), "--help"});
+    if (runCommand(probe).exit_code != 0) {
+      BOOST_TEST_MESSAGE("skipped: cannot run the CLI as another user here (setpriv, or a build "
+                         "tree nobody may read)");
+      return;
+    }
+  }
+  aotiplug_test::TempDir dir;
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+  const fs::path plugins = dir.path() / "plugins";
+  fs::create_directories(plugins / "sub");
+  fs::copy_file(fs::path(pluginDir()) / "cpu" / "libaotiplug_cpu.so", plugins / "libaotiplug_cpu.so");
+  auto list = [&] {
+    std::vector<std::string> argv = as_user;
+    argv.insert(argv.end(), {cli(), "plugins", plugins.string()});
+    return runCommand(argv);
+  };
+  const fs::perms readable = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                             fs::perms::others_read | fs::perms::others_exec;
+  fs::permissions(plugins / "sub", readable);
+  fs::permissions(plugins, fs::perms::none);
+  const CommandResult top = list();
+  BOOST_TEST(top.exit_code == 1);
+  BOOST_TEST(contains(top.err, "cannot read plugin directory " + plugins.string() + ": Permission denied"), top.err);
+  fs::permissions(plugins, readable);
+  fs::permissions(plugins / "sub", fs::perms::none);
+  const CommandResult sub = list();
+  BOOST_TEST(sub.exit_code == 1);
+  BOOST_TEST(contains(sub.err, "cannot read plugin directory " + (plugins / "sub").string()), sub.err);
+  fs::permissions(plugins / "sub", readable);
+  const CommandResult fine = list();
+  BOOST_TEST(fine.exit_code == 0, fine.err);
+  BOOST_TEST(contains(fine.out, "loaded  cpu"), fine.out);
+}
+
 BOOST_AUTO_TEST_CASE(plugins_json_lists_loaded_and_rejected_plugins) {
   const CommandResult ok = runCli({"plugins", "--dir", pluginDir(), "--json"});
   BOOST_TEST(ok.exit_code == 0, ok.err);

@@ -123,6 +123,9 @@ class PluginLoader {
   std::map<c10::DeviceType, PluginRecord> servingPlugins() const;
 
   // The candidate files of a directory, in the order loadDirectory() takes them.
+  // *error: why `directory` or one of its subdirectories could not be read (left empty when
+  // all were read). Without `error`, what could be read.
+  static std::vector<std::string> candidates(const std::string& directory, std::string* error);
   static std::vector<std::string> candidates(const std::string& directory);
 
   const HostAbi& hostAbi() const noexcept { return host_; }
