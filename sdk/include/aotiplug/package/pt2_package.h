@@ -143,8 +143,7 @@ class AOTIPLUG_API Pt2Package {
   // directory could not be read: then the reader's own checks are all there is).
   std::optional<std::uint32_t> recordedCrc(const std::string& name) const;
   void readCentralDirectory();
-  // Copies archive bytes into `out`: written from a populated read-only mapping of the
-  // archive, or through a buffer where it cannot be mapped.
+  // Copies archive bytes into `out` through a buffer of this size (pread, CRC, write).
   static constexpr std::size_t kCopyChunk = std::size_t{1} << 20;
   void copySpan(const std::string& name, const Span& span, int out, const std::string& target) const;
 
