@@ -60,6 +60,10 @@ std::optional<boost::program_options::variables_map> parseArguments(
     const boost::program_options::options_description& options, int argc, char** argv,
     const char* positional);
 
+// A --device value: nothing when empty or a device string ("cpu", "cuda:1"); otherwise a
+// boost::program_options::error naming it (exit 2: a typo is a bad command line).
+void requireDeviceSyntax(const std::string& device);
+
 // Whether standard error is a terminal (progress indicators are shown only then).
 bool stderrIsTerminal();
 

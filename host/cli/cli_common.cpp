@@ -3,8 +3,10 @@
 
 #include "cli_config.h"
 
+#include <aotiplug/error.h>
 #include <aotiplug/package/private_directory.h>
 #include <aotiplug/plugin/manifest.h>
+#include <aotiplug/runner/device.h>
 
 #include <ATen/ops/empty.h>
 #include <boost/program_options/parsers.hpp>
@@ -48,6 +50,15 @@ std::string defaultPluginDir() {
 
 DirectoryLoad loadPlugins(PluginLoader& loader, const std::string& dir) {
   return loader.loadDirectory(fs::absolute(dir).lexically_normal().string());
+}
+
+void requireDeviceSyntax(const std::string& device) {
+  if (device.empty()) return;
+  try {
+    parseDevice(device);
+  } catch (const Error& e) {
+    throw boost::program_options::error(std::string("--device: ") + e.what());
+  }
 }
 
 std::optional<boost::program_options::variables_map> parseArguments(

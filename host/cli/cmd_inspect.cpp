@@ -66,6 +66,7 @@ std::optional<InspectOptions> parseInspectOptions(int argc, char** argv) {
   o.plugins = vm["plugins"].as<std::string>();
   o.model = vm["model"].as<std::string>();
   o.device = vm["device"].as<std::string>();
+  requireDeviceSyntax(o.device);
   if (vm.count("op-library") != 0) o.op_libraries = vm["op-library"].as<std::vector<std::string>>();
   o.json = vm.count("json") != 0;
   o.open = vm.count("no-open") == 0;

@@ -167,6 +167,7 @@ std::optional<RunOptions> parseRunOptions(int argc, char** argv) {
   o.package = vm.count("package") != 0 ? vm["package"].as<std::string>() : std::string();
   o.plugins = vm["plugins"].as<std::string>();
   o.device = vm["device"].as<std::string>();
+  requireDeviceSyntax(o.device);
   o.model = vm["model"].as<std::string>();
   o.inputs_file = vm.count("inputs") != 0 ? vm["inputs"].as<std::string>() : std::string();
   o.save_outputs = vm.count("save-outputs") != 0 ? vm["save-outputs"].as<std::string>() : std::string();

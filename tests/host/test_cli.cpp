@@ -269,6 +269,14 @@ BOOST_AUTO_TEST_CASE(errors_and_usage_have_their_exit_codes) {
   const CommandResult bad_option = runCli({"run", "--no-such-option"});
   BOOST_TEST(bad_option.exit_code == 2);
   BOOST_TEST(contains(bad_option.err, "no-such-option"), bad_option.err);
+  // A device typo is a bad command line, for run and plugin check alike.
+  const CommandResult typo = runCli({"run", "--device", "cdua", "--plugins", pluginDir()});
+  BOOST_TEST(typo.exit_code == 2);
+  BOOST_TEST(contains(typo.err, "--device: invalid device string 'cdua'"), typo.err);
+  const CommandResult check_typo =
+      runCli({"plugin", "check", (fs::path(pluginDir()) / "cpu" / "libaotiplug_cpu.so").string(), "--device", "cpu:x"});
+  BOOST_TEST(check_typo.exit_code == 2);
+  BOOST_TEST(contains(check_typo.err, "invalid device string 'cpu:x'"), check_typo.err);
 
   const CommandResult missing = runCli({"run", "/nonexistent/model.pt2", "--plugins", pluginDir()});
   BOOST_TEST(missing.exit_code == 1);
