@@ -61,7 +61,8 @@ std::optional<boost::program_options::variables_map> parseArguments(
     const char* positional);
 
 // A --device value: nothing when empty or a device string ("cpu", "cuda:1"); otherwise a
-// boost::program_options::error naming it (exit 2: a typo is a bad command line).
+// boost::program_options::error naming it (exit 2: a typo is a bad command line). Call it
+// once the plugins are loaded: a plugin may register a name for its own device type.
 void requireDeviceSyntax(const std::string& device);
 
 // Whether standard error is a terminal (progress indicators are shown only then).

@@ -66,7 +66,6 @@ std::optional<InspectOptions> parseInspectOptions(int argc, char** argv) {
   o.plugins = vm["plugins"].as<std::string>();
   o.model = vm["model"].as<std::string>();
   o.device = vm["device"].as<std::string>();
-  requireDeviceSyntax(o.device);
   if (vm.count("op-library") != 0) o.op_libraries = vm["op-library"].as<std::vector<std::string>>();
   o.json = vm.count("json") != 0;
   o.open = vm.count("no-open") == 0;
@@ -352,6 +351,7 @@ int runInspectCommand(int argc, char** argv) {
     plugins = loadPlugins(loader, o.plugins);
     if (!plugins->usable()) throw Error(StatusCode::kNotFound, plugins->error);
   }
+  requireDeviceSyntax(o.device);  // after the plugins: one may name its own device type
   json report;
   report["package"] = o.package;
   report["models"] = json::array();

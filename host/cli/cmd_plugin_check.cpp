@@ -98,7 +98,6 @@ int runPluginCheckCommand(int argc, char** argv) {
   ProbeOptions probe;
   probe.model_package = vm["model"].as<std::string>();
   probe.device = vm["device"].as<std::string>();
-  requireDeviceSyntax(probe.device);
   probe.loader.require_trusted_paths = vm.count("allow-untrusted") == 0;
 
   if (probe_mode) {  // the child: the sandbox itself, loading in-process

@@ -167,7 +167,6 @@ std::optional<RunOptions> parseRunOptions(int argc, char** argv) {
   o.package = vm.count("package") != 0 ? vm["package"].as<std::string>() : std::string();
   o.plugins = vm["plugins"].as<std::string>();
   o.device = vm["device"].as<std::string>();
-  requireDeviceSyntax(o.device);
   o.model = vm["model"].as<std::string>();
   o.inputs_file = vm.count("inputs") != 0 ? vm["inputs"].as<std::string>() : std::string();
   o.save_outputs = vm.count("save-outputs") != 0 ? vm["save-outputs"].as<std::string>() : std::string();
@@ -423,6 +422,7 @@ int runRunCommand(int argc, char** argv) {
   }
   // Before the package is opened: its extern kernels are resolved when its runner is made.
   for (const std::string& library : o.op_libraries) loadOpLibrary(library);
+  requireDeviceSyntax(o.device);  // after the plugins: one may name its own device type
   RunReport report;
   for (const auto& r : plugins) {
     if (r.state == PluginState::kRejected) report.rejected_plugins.push_back(r);

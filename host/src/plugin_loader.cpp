@@ -152,7 +152,8 @@ void PluginLoader::notice(const std::string& text) const {
   }
 }
 
-std::vector<std::string> PluginLoader::candidates(const std::string& directory, std::string* error) {
+std::vector<std::string> PluginLoader::candidates(const std::string& directory, std::string* error,
+                                                  std::vector<std::string>* skipped) {
   std::vector<std::string> out;
   auto consider = [&](const fs::directory_entry& entry) {
     std::error_code e;
@@ -161,13 +162,13 @@ std::vector<std::string> PluginLoader::candidates(const std::string& directory, 
     }
   };
   // An unreadable directory is an error, never an empty one (its plugins would be missing
-  // without a word).
-  const auto unreadable = [&](const fs::path& dir, const std::error_code& e) {
-    if (error->empty()) *error = "cannot read plugin directory " + dir.string() + ": " + e.message();
+  // without a word). An unreadable subdirectory (lost+found at the top of a mount, say) is
+  // skipped with a reason, so that it cannot take the other plugins down with it.
+  const auto why = [](const fs::path& dir, const std::error_code& e) {
+    return "cannot read plugin directory " + dir.string() + ": " + e.message();
   };
   std::error_code ec;
   fs::directory_iterator it(directory, ec), end;
-  if (ec) unreadable(directory, ec);
   for (; !ec && it != end; it.increment(ec)) {
     const fs::directory_entry& entry = *it;
     std::error_code e;
@@ -176,21 +177,19 @@ std::vector<std::string> PluginLoader::candidates(const std::string& directory, 
       // backends. Build trees keep object files in *.p folders: skip those.
       if (entry.path().extension() == ".p") continue;
       fs::directory_iterator inner(entry.path(), e);
-      if (e) unreadable(entry.path(), e);
       for (; !e && inner != end; inner.increment(e)) consider(*inner);
-      if (e) unreadable(entry.path(), e);
+      if (e && skipped != nullptr) skipped->push_back(why(entry.path(), e));
     } else {
       consider(entry);
     }
   }
-  if (ec) unreadable(directory, ec);
+  if (ec && error != nullptr) *error = why(directory, ec);
   std::sort(out.begin(), out.end());
   return out;
 }
 
 std::vector<std::string> PluginLoader::candidates(const std::string& directory) {
-  std::string ignored;
-  return candidates(directory, &ignored);
+  return candidates(directory, nullptr, nullptr);
 }
 
 DirectoryLoad PluginLoader::loadDirectory(const std::string& directory) {
@@ -219,8 +218,12 @@ DirectoryLoad PluginLoader::loadDirectory(const std::string& directory) {
   }
   std::vector<std::string> paths;
   std::string unreadable;
-  for (const std::string& candidate : candidates(directory, &unreadable)) paths.push_back(fs::absolute(candidate).string());
+  std::vector<std::string> skipped;
+  for (const std::string& candidate : candidates(directory, &unreadable, &skipped)) {
+    paths.push_back(fs::absolute(candidate).string());
+  }
   if (!unreadable.empty()) return fail(PluginProblem::kLoadFailed, unreadable);
+  for (const std::string& reason : skipped) notice(reason + " (skipped)");
   out.plugins = loadManyLocked(paths);
   return out;
 }

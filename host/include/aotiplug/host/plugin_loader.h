@@ -123,9 +123,11 @@ class PluginLoader {
   std::map<c10::DeviceType, PluginRecord> servingPlugins() const;
 
   // The candidate files of a directory, in the order loadDirectory() takes them.
-  // *error: why `directory` or one of its subdirectories could not be read (left empty when
-  // all were read). Without `error`, what could be read.
-  static std::vector<std::string> candidates(const std::string& directory, std::string* error);
+  // *error (when given): why `directory` could not be read (left empty when it was);
+  // *skipped (when given): why each unreadable subdirectory was skipped. Without them,
+  // what could be read.
+  static std::vector<std::string> candidates(const std::string& directory, std::string* error,
+                                             std::vector<std::string>* skipped);
   static std::vector<std::string> candidates(const std::string& directory);
 
   const HostAbi& hostAbi() const noexcept { return host_; }
