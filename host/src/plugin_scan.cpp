@@ -10,10 +10,11 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <vector>
 
 namespace aotiplug {
 
@@ -50,13 +52,19 @@ FileKey fileKey(const std::string& path) {
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
     key.size = static_cast<std::uint64_t>(st.st_size);
     key.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    if (key.size == 0) {
-      key.ok = true;
-    } else if (void* p = ::mmap(nullptr, key.size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0); p != MAP_FAILED) {
-      key.crc = detail::crc32(0, p, key.size);
-      ::munmap(p, key.size);
-      key.ok = true;
+    // Read with pread(), not through a mapping: a file truncated meanwhile would raise
+    // SIGBUS in the host where the CRC read the mapping; pread() just returns short.
+    std::vector<char> buffer(static_cast<std::size_t>(std::min<std::uint64_t>(key.size, std::uint64_t{1} << 18)));
+    std::uint64_t done = 0;
+    while (done < key.size) {
+      const ssize_t n = ::pread(fd, buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), key.size - done)),
+                                static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      key.crc = detail::crc32(key.crc, buffer.data(), static_cast<std::size_t>(n));
+      done += static_cast<std::uint64_t>(n);
     }
+    key.ok = done == key.size;
   }
   ::close(fd);
   return key;
