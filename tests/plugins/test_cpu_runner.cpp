@@ -571,7 +571,7 @@ BOOST_AUTO_TEST_CASE(a_weights_blob_is_loaded_once_and_only_into_an_empty_model)
               StatusCode::kFailedPrecondition, {"holds no weights yet"});
 }
 
-BOOST_AUTO_TEST_CASE(constants_of_unknown_shape_are_checked_exactly) {
+BOOST_AUTO_TEST_CASE(constants_of_unknown_shape_are_checked_by_their_bytes_then_their_shape) {
   // A plain package's library with its weights outside: without its wrapper source beside
   // it, nothing tells the constants' shapes; with it, the runner reads them there.
   Fixture f = loadFixture("plain_bf16");

@@ -325,7 +325,9 @@ inline ConstantMap ModelLibraryRunner::prepareUpdate(const ConstantMap& constant
     expected << c10::toString(c->dtype) << " ";
     const bool known = sizesKnown(*c);
     // AOTInductor rounds a constant's byte size up to 64 when the model has CPU constants.
-    const bool rounded = c->data_size % 64 == 0;
+    // Fewer bytes are taken only where the shape is compared after the update (that needs
+    // the constants map): elsewhere the model would read stale bytes at the slot's end.
+    const bool rounded = c->data_size % 64 == 0 && info_.features.extract_constants_map && !user_managed;
     if (known || c->data_size == 0) {
       expected << c10::IntArrayRef(c->sizes);
     } else {
